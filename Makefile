@@ -1,0 +1,36 @@
+# temrf: `make demo` runs the main job, `make test` runs every test; both set up .venv first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+OUT ?= results/quick
+
+.PHONY: setup demo test docs export clean-nbs
+
+setup: $(VENV)/.temrf-installed
+
+# A torch already importable by python3 (a CUDA build, say) is kept: the venv sees it and pins it.
+$(VENV)/.temrf-installed: settings.ini setup.py
+	@if [ ! -x $(PY) ]; then \
+	  if python3 -c "import torch" 2>/dev/null; then python3 -m venv --system-site-packages $(VENV); \
+	  else python3 -m venv $(VENV); fi; fi
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
+	@$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[dev,sim]"
+	@touch $@
+
+demo: setup
+	$(BIN)/temrf sweep --preset quick --out $(OUT)
+	$(BIN)/temrf report $(OUT)
+
+test: setup
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/pytest -q tests
+
+export: setup
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+docs: setup
+	$(BIN)/nbdev_proc_nbs
+	$(BIN)/python -m temrf.docs
