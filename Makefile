@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 OUT ?= results/quick
+# Kernels that papermill and nbdev_test start resolve `python` through PATH: make it the venv's.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup demo test docs export clean-nbs
 
