@@ -8,7 +8,7 @@ OUT ?= results/quick
 # Kernels that papermill and nbdev_test start resolve `python` through PATH: make it the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test docs export clean-nbs
+.PHONY: setup demo test docs export browser
 
 setup: $(VENV)/.temrf-installed
 
@@ -26,7 +26,13 @@ demo: setup
 	$(BIN)/temrf sweep --preset quick --out $(OUT)
 	$(BIN)/temrf report $(OUT)
 
-test: setup
+# The docs' browser test needs Debian's chromium: installed when running as root, skipped with a message otherwise.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is not installed (and cannot be here): the browser test of the docs will be skipped"; }
+
+test: setup browser
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q tests
 
