@@ -39,6 +39,8 @@ test: setup browser
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
+# The site goes to _docs/: with Quarto through nbdev_docs, without it through smalldocs (temrf.docs), from the same
+# _quarto.yml. README.md is regenerated from nbs/index.ipynb either way.
 docs: setup
-	$(BIN)/nbdev_proc_nbs
-	$(BIN)/python -m temrf.docs
+	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
+	else $(BIN)/python -m temrf.docs && $(BIN)/python -m temrf.docs readme; fi
