@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'get_command', 'main']
 
-# %% ../nbs/10_cli.ipynb #5acff67b
+# %% ../nbs/10_cli.ipynb #90b0551e
 import importlib, os, sys
 from fastcore.script import anno_parser
 
-# %% ../nbs/10_cli.ipynb #d940fb34
+# %% ../nbs/10_cli.ipynb #5b45b214
 COMMANDS = dict(
     simulate='temrf.sim:simulate_cmd',   # simulated TEM datasets (abTEM) in the study's HDF5 layout
     train='temrf.train:train_cmd',       # train and evaluate one residual UNet
@@ -17,7 +17,7 @@ COMMANDS = dict(
     report='temrf.analysis:report_cmd',  # figures and a summary table from a results table
 )
 
-# %% ../nbs/10_cli.ipynb #c86198f5
+# %% ../nbs/10_cli.ipynb #5cd921c9
 def get_command(name):
     "The function behind subcommand `name` (a callable or a 'module:function' string in `COMMANDS`)"
     if name not in COMMANDS: raise ValueError(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
@@ -26,15 +26,15 @@ def get_command(name):
     mod, fn = f.split(':')
     return getattr(importlib.import_module(mod), fn)
 
-# %% ../nbs/10_cli.ipynb #f4942f60
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError, ImportError)
+# %% ../nbs/10_cli.ipynb #864c04f4
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, KeyError, ImportError, RuntimeError)
 
 def _usage():
     w = max(map(len, COMMANDS))
     lines = [f"  {k:<{w}}  {v.split(':')[0] if isinstance(v, str) else v.__module__}" for k,v in COMMANDS.items()]
     return "usage: temrf <command> [options]\n\ncommands (temrf <command> --help for options):\n" + '\n'.join(lines)
 
-# %% ../nbs/10_cli.ipynb #25371df6
+# %% ../nbs/10_cli.ipynb #f7838306
 def main(argv=None):
     "Run `temrf <command> [options]` with `argv` (default: `sys.argv[1:]`); returns the exit status"
     argv = list(sys.argv[1:] if argv is None else argv)
