@@ -8,7 +8,7 @@ OUT ?= results/quick
 # Kernels that papermill and nbdev_test start resolve `python` through PATH: make it the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test docs export browser
+.PHONY: setup demo test docs export browser outputs
 
 setup: $(VENV)/.temrf-installed
 
@@ -44,3 +44,10 @@ export: setup
 docs: setup
 	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
 	else $(BIN)/python -m temrf.docs && $(BIN)/python -m temrf.docs readme; fi
+
+# Store the figures and tables the docs show (run after `make demo`, so the figures page uses its results).
+DOC_NBS ?= nbs/index.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb
+outputs: setup
+	$(BIN)/python tools/store_outputs.py $(DOC_NBS)
+	TEMRF_RESULTS=$(abspath $(OUT)) $(BIN)/python tools/store_outputs.py --slow nbs/11_figures.ipynb
+	$(BIN)/nbdev_clean
