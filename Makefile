@@ -46,7 +46,7 @@ docs: setup
 	else $(BIN)/python -m temrf.docs && $(BIN)/python -m temrf.docs readme; fi
 
 # Store the figures and tables the docs show (run after `make demo`, so the figures page uses its results).
-DOC_NBS ?= nbs/index.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb
+DOC_NBS ?= nbs/index.ipynb nbs/01_preprocess.ipynb nbs/02_sim.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb nbs/06_fft.ipynb
 outputs: setup
 	$(BIN)/python tools/store_outputs.py $(DOC_NBS)
 	TEMRF_RESULTS=$(abspath $(OUT)) $(BIN)/python tools/store_outputs.py --slow nbs/11_figures.ipynb
