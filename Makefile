@@ -8,7 +8,7 @@ OUT ?= results/quick
 # Kernels that papermill and nbdev_test start resolve `python` through PATH: make it the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test docs export browser outputs
+.PHONY: setup demo test docs export browser outputs bench
 
 setup: $(VENV)/.temrf-installed
 
@@ -51,3 +51,7 @@ outputs: setup
 	$(BIN)/python tools/store_outputs.py $(DOC_NBS)
 	TEMRF_RESULTS=$(abspath $(OUT)) $(BIN)/python tools/store_outputs.py --slow nbs/11_figures.ipynb
 	$(BIN)/nbdev_clean
+
+# Seconds per step of the simulator, x-ray removal and training, with ratios against baselines timed in the same run.
+bench: setup
+	$(BIN)/python benchmarks/speed.py
