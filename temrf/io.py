@@ -4,11 +4,13 @@
 
 # %% auto #0
 __all__ = ['H5_SUFFIXES', 'IMAGE_SUFFIXES', 'check_image', 'check_finite', 'as_stack', 'binary_labels', 'check_pair',
-           'load_h5_pair', 'save_h5_pair', 'read_h5_attrs', 'read_image_file', 'load_tiff_pair', 'load_pair']
+           'load_h5_pair', 'save_h5_pair', 'read_h5_attrs', 'read_image_file', 'load_tiff_pair', 'load_pair',
+           'atomic_write']
 
 # %% ../nbs/00_io.ipynb #5264ae25
 import json
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -175,3 +177,16 @@ def load_pair(images_file, labels_file, **kwargs):
     if all(x in H5_SUFFIXES for x in s): return load_h5_pair(images_file, labels_file, **kwargs)
     if all(x in IMAGE_SUFFIXES for x in s) and not kwargs: return load_tiff_pair(images_file, labels_file)
     raise ValueError(f"cannot read the pair ({s[0]!r}, {s[1]!r}); use two HDF5 files {H5_SUFFIXES} or TIFF/PNG files {IMAGE_SUFFIXES} (keys only for HDF5)")
+
+# %% ../nbs/00_io.ipynb #a70c1c2e
+def atomic_write(path, write):
+    "Call `write(tmp)` on a temporary file beside `path`, then rename it over `path` (`os.replace`)"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.unlink(tmp)
+    return path

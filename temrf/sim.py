@@ -11,7 +11,7 @@ __all__ = ['PIXEL_NM', 'AU_LATTICE_A', 'SIM_VERSION', 'SHAPES', 'HR_DEFAULTS', '
            'simulate_cmd', 'show_dataset']
 
 # %% ../nbs/02_sim.ipynb #47e4bb63
-import hashlib, json, os, shutil, time, uuid
+import hashlib, json, os, shutil, time
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -23,7 +23,7 @@ from skimage.draw import polygon as draw_polygon
 from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
 import temrf
-from .io import save_h5_pair, load_h5_pair, read_h5_attrs
+from .io import atomic_write, save_h5_pair, load_h5_pair, read_h5_attrs
 
 # %% ../nbs/02_sim.ipynb #14b34cc2
 PIXEL_NM = {'hr': 0.0215, 'lr': 0.1243}  # nm per pixel, the same values as temrf.rf.PIXEL_NM
@@ -447,10 +447,9 @@ def file_names(p):
 # %% ../nbs/02_sim.ipynb #8969d472
 def _save_npz(path, **arrays):
     "Write `arrays` to `path` (.npz) atomically: a temporary file, then a rename."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.stem}.{uuid.uuid4().hex[:8]}.npz')
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, 'wb') as f: np.savez(f, **arrays)
+    atomic_write(path, write)
 
 def _partial_fields(p, partial, progress=True):
     "Simulate the fields of `p` missing from folder `partial` (one .npz each); return their paths in order."

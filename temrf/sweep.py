@@ -19,7 +19,8 @@ from fastprogress.fastprogress import progress_bar
 
 # %% ../nbs/08_sweep.ipynb #5c531596
 from .rf import arch_name, pool_sequences, receptive_field, dilation_series
-from .train import SEEDS, atomic_write, check_arch, resolve_dataset, run_name, train_run, write_json, _ints
+from .io import atomic_write
+from .train import SEEDS, check_arch, resolve_dataset, run_name, train_run, write_json, _ints
 
 # %% ../nbs/08_sweep.ipynb #cbc6446e
 def run_spec(dataset, n_blocks, pools, dilations=None, seed=752, epochs=100, bs=32, lr=1e-4, patch=None,

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['SEEDS', 'STUDY_FILES', 'XRAY_THRESHOLD', 'find_pair', 'toy_pair', 'resolve_dataset', 'get_splits', 'ArrayDS',
            'ArrayDL', 'get_dls', 'build_model', 'SaveLast', 'get_learner', 'predict_dice', 'fft_dice', 'run_name',
-           'check_arch', 'atomic_write', 'write_json', 'versions', 'device_name', 'run_params', 'fit_run', 'train_run',
-           'plot_history', 'show_prediction', 'train_cmd']
+           'check_arch', 'write_json', 'versions', 'device_name', 'run_params', 'fit_run', 'train_run', 'plot_history',
+           'show_prediction', 'train_cmd']
 
 # %% ../nbs/07_train.ipynb #1f9f9372
-import contextlib, json, os, platform, re, tempfile, time
+import contextlib, json, os, platform, re, time
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from fastai.data.load import DataLoader
 
 # %% ../nbs/07_train.ipynb #d98e7e7a
 import temrf
-from .io import load_h5_pair, read_h5_attrs, save_h5_pair
+from .io import atomic_write, load_h5_pair, read_h5_attrs, save_h5_pair
 from .preprocess import prepare_splits, Splits
 from .model import ResUNet, count_params
 from .rf import receptive_field, rf_nm, PIXEL_NM, arch_name
@@ -206,19 +206,6 @@ def check_arch(n_blocks, pools, dilations=None, patch=512):
     if rf >= patch: raise ValueError(f"the receptive field of {name} ({rf} px) does not fit in the {patch}-px patch "
                                      "(the study kept RF < patch); choose smaller pools or a larger patch")
     return rf
-
-# %% ../nbs/07_train.ipynb #3e412c71
-def atomic_write(path, write):
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it over `path` (`os.replace`)"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-    return path
 
 # %% ../nbs/07_train.ipynb #dfba56b1
 def write_json(obj, path):
