@@ -39,11 +39,11 @@ test: setup browser
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
-# The site goes to _docs/: with Quarto through nbdev_docs, without it through smalldocs (temrf.docs), from the same
+# The site goes to _docs/: with Quarto through nbdev_docs, without it through smalldocs (tools/docs.py), from the same
 # _quarto.yml. README.md is regenerated from nbs/index.ipynb either way.
 docs: setup
 	@if command -v quarto >/dev/null 2>&1; then $(BIN)/nbdev_docs; \
-	else $(BIN)/python -m temrf.docs && $(BIN)/python -m temrf.docs readme; fi
+	else $(BIN)/python tools/docs.py && $(BIN)/python tools/docs.py readme; fi
 
 # Store the figures and tables the docs show (run after `make demo`, so the figures page uses its results).
 DOC_NBS ?= nbs/index.ipynb nbs/01_preprocess.ipynb nbs/02_sim.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb nbs/06_fft.ipynb

@@ -32,6 +32,8 @@ def _check_band(r_in, r_out, shape):
         raise ValueError(f"band radii must satisfy r_in < r_out, got r_in={r_in}, r_out={r_out}")
     if r_in <= 0 or r_out > nyq:
         raise ValueError(f"band radii must lie in (0, {nyq:g}] px (Nyquist for shape {shape}), got r_in={r_in}, r_out={r_out}")
+    if not band_mask(shape, r_in, r_out).any():
+        raise ValueError(f"the band r_in={r_in}, r_out={r_out} px holds no frequency of a {shape} image; widen it to at least 1 px")
 
 # %% ../nbs/06_fft.ipynb #240d857e
 def band_mask(shape, r_in, r_out):

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['PIXEL_NM', 'rf_layers', 'receptive_field', 'rf_nm', 'arch_name', 'parse_arch', 'measure_rf', 'pool_sequences',
-           'rf_table', 'nearest_architectures', 'dilation_series', 'show_rf']
+           'divides_patch', 'fits_patch', 'fit_problem', 'check_fits', 'rf_table', 'nearest_architectures',
+           'dilation_series', 'show_rf']
 
 # %% ../nbs/04_rf.ipynb #137b22b8
 import copy
@@ -18,30 +19,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .model import ResUNet, count_params
+from .model import ResUNet, check_arch, count_params
 
 # %% ../nbs/04_rf.ipynb #d42adf15
-def _check_arch(n_blocks, pools, dilations=None, kernel=3):
-    "Validate an architecture; return `pools` and `dilations` (N+1, default all 1) as int tuples"
-    if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 1:
-        raise ValueError(f"`n_blocks` must be a positive integer, got {n_blocks!r}")
-    pools, dils = tuple(pools), (1,)*(n_blocks+1) if dilations is None else tuple(dilations)
-    if len(pools) != n_blocks:
-        raise ValueError(f"`pools` has {len(pools)} values but n_blocks={n_blocks}: give one pooling size per level")
-    if len(dils) != n_blocks+1:
-        raise ValueError(f"`dilations` has {len(dils)} values but n_blocks={n_blocks}: give n_blocks+1 (bottleneck last)")
-    for name,vals in (('pools', pools), ('dilations', dils)):
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in vals):
-            raise ValueError(f"`{name}` must be positive integers (e.g. 2, 4, 8), got {vals}")
-    if not isinstance(kernel, (int, np.integer)) or kernel < 1 or kernel % 2 == 0:
-        raise ValueError(f"`kernel` must be an odd positive integer (3, 5, ...), got {kernel!r}")
-    return tuple(int(p) for p in pools), tuple(int(d) for d in dils)
+def _arch(n_blocks, pools, dilations=None, kernel=3, pool='max'):
+    "`pools` and `dilations` (N+1, default all 1) as int tuples, checked by `temrf.model.check_arch`"
+    pools, dils = check_arch(n_blocks, pools, dilations, kernel, pool)
+    return pools, dils or (1,)*(len(pools)+1)
 
 # %% ../nbs/04_rf.ipynb #99203f1b
 def rf_layers(n_blocks, pools, dilations=None, kernel=3, pool='max'):
     "(kernel, stride) of each layer on the deepest path of a ResUNet, encoder -> bottleneck -> decoder"
-    pools, dils = _check_arch(n_blocks, pools, dilations, kernel)
-    if pool not in ('max', 'avg'): raise ValueError(f"`pool` must be 'max' or 'avg', got {pool!r}")
+    pools, dils = _arch(n_blocks, pools, dilations, kernel, pool)
     conv = lambda d: (d*(kernel-1)+1, Fraction(1))        # dilated conv: alpha*(k-1)+1 (Araujo et al.)
     up = 2 if pool == 'avg' else 1                          # bilinear reads 2 coarse pixels, nearest reads 1
     layers = []
@@ -75,20 +64,23 @@ def _pixel_nm(pixel_nm):
 
 def rf_nm(rf_px, pixel_nm):
     "Receptive field `rf_px` (pixels) in nm at `pixel_nm` nm per pixel (or 'hr'/'lr')"
+    if not np.all(np.isfinite(rf_px)) or np.any(np.asarray(rf_px) < 1):
+        raise ValueError(f"`rf_px` must be receptive fields of at least 1 px, got {rf_px!r}")
     return np.asarray(rf_px)*_pixel_nm(pixel_nm) if np.ndim(rf_px) else rf_px*_pixel_nm(pixel_nm)
 
 # %% ../nbs/04_rf.ipynb #46305d81
-def arch_name(pools, dilations=None):
-    "Study-style name of an architecture: 'm22', 'm248', 'm22-d112'"
-    name = 'm' + ''.join(str(int(p)) for p in pools)
-    return name if dilations is None else name + '-d' + ''.join(str(int(d)) for d in dilations)
+def arch_name(pools, dilations=None, pool='max', kernel=3):
+    "Study-style name of an architecture: 'm22', 'm248', 'm22-d112'; 'a22' for average pooling, '-k5' for kernel 5"
+    name = ('a' if pool == 'avg' else 'm') + ''.join(str(int(p)) for p in pools)
+    if dilations is not None: name += '-d' + ''.join(str(int(d)) for d in dilations)
+    return name if int(kernel) == 3 else f'{name}-k{int(kernel)}'
 
 def parse_arch(name):
-    "(pools, dilations) from a name like 'm24' or 'm22-d112' (dilations None when absent)"
-    m = re.fullmatch(r'm(\d+)(?:-d(\d+))?', name)
-    if m is None: raise ValueError(f"cannot read architecture name {name!r}: expected e.g. 'm24' or 'm22-d112'")
-    pools = tuple(int(c) for c in m[1])
-    return pools, (None if m[2] is None else tuple(int(c) for c in m[2]))
+    "Dict of `pools`, `dilations` (None when absent), `pool` and `kernel` from a name like 'm24', 'm22-d112', 'a44-k5'"
+    m = re.fullmatch(r'([ma])(\d+)(?:-d(\d+))?(?:-k(\d+))?', str(name))
+    if m is None: raise ValueError(f"cannot read architecture name {name!r}: expected e.g. 'm24', 'm22-d112' or 'a44-k5'")
+    return dict(pools=tuple(int(c) for c in m[2]), dilations=None if m[3] is None else tuple(int(c) for c in m[3]),
+                pool='avg' if m[1] == 'a' else 'max', kernel=int(m[4] or 3))
 
 # %% ../nbs/04_rf.ipynb #1c7fe293
 def _positive_copy(model):
@@ -129,15 +121,41 @@ def _n_params(n_blocks, kernel=3):
     "Trainable parameters of a ResUNet with `n_blocks` levels (independent of the pools)"
     return count_params(ResUNet(n_blocks, (2,)*n_blocks, kernel=kernel))
 
+# %% ../nbs/04_rf.ipynb #acdb83bb
+def divides_patch(pools, size):
+    "True where the product of `pools` divides `size`"
+    return int(size) % int(np.prod(pools)) == 0
+
+def fits_patch(rf_px, size):
+    "True where a receptive field of `rf_px` fits in a `size`-px patch (the study kept RF < patch)"
+    return np.asarray(rf_px) < size
+
+def fit_problem(n_blocks, pools, dilations=None, size=512, kernel=3, pool='max'):
+    "Why the architecture cannot run on `size`-px patches, or None when it can"
+    pools, _ = _arch(n_blocks, pools, dilations, kernel, pool)
+    name = arch_name(pools, dilations, pool, kernel)
+    if not divides_patch(pools, size):
+        return (f"{name} downsamples by {int(np.prod(pools))}, which does not divide the {size}-px patch; "
+                "choose pools whose product divides the patch, or another patch size")
+    rf = receptive_field(n_blocks, pools, dilations, kernel, pool)
+    if not fits_patch(rf, size):
+        return (f"the receptive field of {name} ({rf} px) does not fit in the {size}-px patch (the study kept RF < patch); "
+                "choose smaller pools or a larger patch")
+
+def check_fits(n_blocks, pools, dilations=None, size=512, kernel=3, pool='max'):
+    "Receptive field (px) of the architecture after checking that it fits `size`-px patches"
+    if (why := fit_problem(n_blocks, pools, dilations, size, kernel, pool)): raise ValueError(why)
+    return receptive_field(n_blocks, pools, dilations, kernel, pool)
+
 # %% ../nbs/04_rf.ipynb #66e7d3b6
-def rf_table(size=512, pixel_nm=None, kernel=3, n_blocks=(2, 3, 4), choices=(2, 4, 8)):
+def rf_table(size=512, pixel_nm=None, kernel=3, n_blocks=(2, 3, 4), choices=(2, 4, 8), pool='max'):
     "RF, parameters and fit of every pooling sequence for each N in `n_blocks` (Supp. Table S1)"
-    rows = [dict(n_blocks=n, arch=arch_name(p), pools=p, rf_px=receptive_field(n, p, kernel=kernel),
+    rows = [dict(n_blocks=n, arch=arch_name(p, None, pool, kernel), pools=p, rf_px=receptive_field(n, p, None, kernel, pool),
                  n_params=_n_params(n, kernel)) for n in n_blocks for p in pool_sequences(n, choices)]
     df = pd.DataFrame(rows)
     if pixel_nm is not None: df.insert(4, 'rf_nm', rf_nm(df.rf_px.to_numpy(), pixel_nm))
-    df['fits'] = df.rf_px < size
-    df['divides'] = [size % int(np.prod(p)) == 0 for p in df.pools]
+    df['fits'] = fits_patch(df.rf_px.to_numpy(), size)
+    df['divides'] = [divides_patch(p, size) for p in df.pools]
     return df
 
 # %% ../nbs/04_rf.ipynb #c3bd7d32
@@ -157,7 +175,7 @@ def dilation_series(n_blocks, pools=None, choices=(1, 2, 4, 8), size=512, pixel_
             for d in itertools.combinations_with_replacement(sorted(choices), n_blocks + 1)]
     df = pd.DataFrame(rows).sort_values('rf_px', kind='stable').reset_index(drop=True)
     if pixel_nm is not None: df['rf_nm'] = rf_nm(df.rf_px.to_numpy(), pixel_nm)
-    return df.assign(fits=df.rf_px < size)
+    return df.assign(fits=fits_patch(df.rf_px.to_numpy(), size))
 
 # %% ../nbs/04_rf.ipynb #97855667
 def show_rf(img, archs, pixel_nm=None, center=None, ax=None, colors=('tab:orange', 'tab:green', 'tab:purple', 'tab:red')):
@@ -167,9 +185,9 @@ def show_rf(img, archs, pixel_nm=None, center=None, ax=None, colors=('tab:orange
     cy, cx = (np.array(img.shape[:2]) / 2) if center is None else center
     ax.imshow(img, cmap='gray'); ax.set_axis_off()
     for a,c in zip(archs, itertools.cycle(colors)):
-        pools, dil = parse_arch(a) if isinstance(a, str) else (tuple(a), None)
-        r = receptive_field(len(pools), pools, dil)
-        lbl = arch_name(pools, dil) + ('' if pixel_nm is None else f': {rf_nm(r, pixel_nm):.2g} nm') + f' ({r} px)'
+        cfg = parse_arch(a) if isinstance(a, str) else dict(pools=tuple(a), dilations=None)
+        r = receptive_field(len(cfg['pools']), **cfg)
+        lbl = arch_name(**cfg) + ('' if pixel_nm is None else f': {rf_nm(r, pixel_nm):.2g} nm') + f' ({r} px)'
         ax.add_patch(plt.Rectangle((cx - r/2, cy - r/2), r, r, fill=False, ec=c, lw=1.5, label=lbl))
     ax.legend(loc='lower left', fontsize=7, framealpha=0.8)
     return ax

@@ -8,7 +8,7 @@ import torch
 
 import temrf.analysis as ta
 from temrf.cli import main
-from temrf.model import ResUNet
+from temrf.model import ResUNet, save_weights
 from temrf.rf import receptive_field
 
 FIXTURE = Path(__file__).parent/'fixtures'/'results_fixture.csv'  # fabricated numbers: mechanics only
@@ -38,11 +38,11 @@ def _run(folder, pools, dilations=None, seed=0):
     "A run folder of an untrained ResUNet (fixture, not a result)"
     torch.manual_seed(seed)
     folder.mkdir(parents=True)
-    torch.save(ResUNet(2, pools, dilations).state_dict(), folder/'model.pth')
+    save_weights(ResUNet(2, pools, dilations), folder/'model.pth')
     rf = receptive_field(2, pools, dilations)
     arch = 'm' + ''.join(map(str, pools)) + ('-d' + ''.join(map(str, dilations)) if dilations else '')
     rec = dict(run_id=folder.name, dataset='fixture-hr', arch=arch, n_blocks=2, pools=pools, dilations=dilations,
-               pool_type='max', seed=seed, patch=64, pixel_nm=0.0215, rf_px=rf, rf_nm=rf*0.0215, n_params=8074,
+               pool='max', kernel=3, seed=seed, patch=64, pixel_nm=0.0215, rf_px=rf, rf_nm=rf*0.0215, n_params=8074,
                test_hard_dice=0.5, test_soft_dice=0.5, fft_dice=0.4, run_dir=f'/elsewhere/{folder.name}')
     (folder/'record.json').write_text(json.dumps(rec))
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
-from temrf.docs import missing_images, page_facts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tools'))
+from docs import missing_images, page_facts  # tools/docs.py, the docs renderer
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
@@ -27,9 +28,9 @@ def site(tmp_path_factory):
     for f in ('settings.ini', '_quarto.yml'): shutil.copy2(ROOT/f, work/f)
     if (ROOT/'_proc').is_dir():  # nbdev's cache from `make docs`: only the notebooks changed since are processed again
         shutil.copytree(ROOT/'_proc', work/'_proc', ignore=shutil.ignore_patterns('_docs'))
-    r = subprocess.run([sys.executable, '-m', 'temrf.docs'], cwd=work, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'docs.py')], cwd=work, capture_output=True, text=True, timeout=300)
     print(r.stdout)
-    assert r.returncode == 0, f'python -m temrf.docs failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+    assert r.returncode == 0, f'python tools/docs.py failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
     return work/'_docs'
 
 
@@ -80,15 +81,15 @@ def test_page_in_browser(site, src):
 
 
 def test_one_quarto_config():
-    "nbdev_docs (Quarto) and `python -m temrf.docs` (smalldocs) read the same `_quarto.yml`"
+    "nbdev_docs (Quarto) and `python tools/docs.py` (smalldocs) read the same `_quarto.yml`"
     assert (ROOT/'nbs/_quarto.yml').resolve() == (ROOT/'_quarto.yml').resolve()
 
 
 def test_readme_matches_index(tmp_path):
-    code = f'from temrf.docs import make_readme; make_readme({str(tmp_path)!r})'
+    code = f'import sys; sys.path.insert(0, {str(ROOT/"tools")!r}); from docs import make_readme; make_readme({str(tmp_path)!r})'
     r = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob('*') if p.is_file())
     for p in fresh:
         assert (ROOT/p).is_file() and (ROOT/p).read_bytes() == (tmp_path/p).read_bytes(), \
-            f'{p} is not what nbs/index.ipynb makes: run `python -m temrf.docs readme`'
+            f'{p} is not what nbs/index.ipynb makes: run `python tools/docs.py readme`'

@@ -6,17 +6,11 @@ import pandas as pd
 import pytest
 
 import temrf
-from temrf.sweep import COLUMNS, make_grid, run_sweep, sweep_cmd
-from temrf.train import toy_pair
+from temrf.datasets import toy_pair
+from temrf.runs import COLUMNS
+from temrf.sweep import make_grid, run_sweep, sweep_cmd
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def test_run_notebook_shipped_copy_is_current():
-    "The package's copy of the run notebook equals nbs/sweeps/run.ipynb (`cp nbs/sweeps/run.ipynb temrf/sweeps/`)"
-    src, pkg = REPO/'nbs'/'sweeps'/'run.ipynb', Path(temrf.__file__).parent/'sweeps'/'run.ipynb'
-    if not src.exists(): pytest.skip('not a source checkout')
-    assert pkg.read_bytes() == src.read_bytes(), "run `cp nbs/sweeps/run.ipynb temrf/sweeps/run.ipynb`"
 
 
 def test_run_notebook_shape():
@@ -28,7 +22,8 @@ def test_run_notebook_shape():
     code = [c for c in nb['cells'] if c['cell_type'] == 'code']
     assert code[0]['metadata'].get('tags') == ['parameters']
     names = {l.split('=')[0].strip() for l in ''.join(code[0]['source']).splitlines() if '=' in l}
-    assert {'dataset', 'n_blocks', 'pools', 'dilations', 'seed', 'epochs', 'bs', 'patch', 'out'} <= names
+    assert {'spec', 'out', 'data_dir'} <= names
+    assert (REPO/'nbs'/'sweeps').exists() is False  # one copy: the package's
     fm = NBProcessor(nb_file, procs=FrontmatterProc, process=True).nb.frontmatter_
     assert fm.get('skip_exec') is True
 
@@ -55,7 +50,7 @@ def test_sigkill_midway_then_resume(tmp_path, monkeypatch):
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     p = subprocess.Popen([sys.executable, '-c', SWEEP, str(data), str(out)], env=env, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = out/'runs'/runs[0]['run_id']/'record.json'
+    first = out/'runs'/runs[0].run_id/'record.json'
     try:
         t0 = time.time()
         while not first.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.2)
@@ -64,12 +59,12 @@ def test_sigkill_midway_then_resume(tmp_path, monkeypatch):
         os.killpg(p.pid, signal.SIGKILL)  # the sweep and the papermill kernel it started
         p.wait()
     assert p.returncode == -signal.SIGKILL
-    assert not (out/'runs'/runs[1]['run_id']/'record.json').exists(), 'the kill came too late to test resuming'
+    assert not (out/'runs'/runs[1].run_id/'record.json').exists(), 'the kill came too late to test resuming'
     mtime = first.stat().st_mtime_ns
     if (out/'results.csv').exists(): pd.read_csv(out/'results.csv')  # never half-written
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # the rerun's kernels: tiny batches on a shared CPU
     df = run_sweep(runs, out, progress=False)
-    ids = [r['run_id'] for r in runs]
+    ids = [r.run_id for r in runs]
     records = sorted(out.glob('runs/*/record.json'))
     assert sorted(p.parent.name for p in records) == sorted(ids)
     assert first.stat().st_mtime_ns == mtime, 'a finished run was trained again'
@@ -84,7 +79,7 @@ def test_different_grid_refused(tmp_path):
     "A second, different grid in the same folder is an error; the first grid's files stay as they were"
     out = tmp_path/'sweep'; out.mkdir()
     runs = _grid(tmp_path/'toy')
-    (out/'sweep.json').write_text(json.dumps(dict(name='other', runs=runs[:1])))
+    (out/'sweep.json').write_text(json.dumps(dict(name='other', runs=[dict(runs[0].params(), run_id=runs[0].run_id)])))
     before = (out/'sweep.json').read_text()
     with pytest.raises(ValueError, match='holds another sweep'): run_sweep(runs, out, progress=False)
     with pytest.raises(ValueError, match='holds another sweep'): sweep_cmd('quick', out=str(out))

@@ -5,12 +5,11 @@ import pytest
 import torch
 from fastai.callback.core import Callback, CancelBatchException
 
-from temrf.train import (build_model, fit_run, get_dls, get_learner, get_splits, toy_pair, train_run,
-                         resolve_dataset)
+from temrf.datasets import get_splits, resolve_dataset, toy_pair
+from temrf.model import load_weights
+from temrf.runs import COLUMNS, RunSpec
+from temrf.train import build_model, fit_run, get_dls, get_learner, train_run
 
-RECORD_KEYS = ['run_id', 'dataset', 'arch', 'n_blocks', 'pools', 'dilations', 'pool_type', 'seed', 'epochs', 'bs',
-               'lr', 'patch', 'pixel_nm', 'rf_px', 'rf_nm', 'n_params', 'test_hard_dice', 'test_soft_dice', 'fft_dice',
-               'valid_hard_dice', 'n_train', 'n_valid', 'n_test', 'train_time_s', 'device', 'versions', 'run_dir']
 TINY = dict(epochs=1, bs=32, lr=1e-3, patch=64, progress=False)
 
 
@@ -72,12 +71,12 @@ def test_m22_m44_same_batches_in_training(toy256, tmp_path):
 
 def test_cpu_determinism_and_record(toy, tmp_path):
     "Same seed and architecture on CPU: the same test dice (and weights) twice; the record follows the brief"
-    a = train_run(toy, 2, (2, 2), out=tmp_path/'a', **TINY)
-    b = train_run(toy, 2, (2, 2), out=tmp_path/'b', **TINY)
+    a = train_run(toy, n_blocks=2, pools=(2, 2), out=tmp_path/'a', **TINY)
+    b = train_run(toy, n_blocks=2, pools=(2, 2), out=tmp_path/'b', **TINY)
     for k in ('test_hard_dice', 'test_soft_dice', 'valid_hard_dice', 'fft_dice'): assert a[k] == b[k], k
-    wa, wb = (torch.load(f"{r['run_dir']}/model.pth") for r in (a, b))
+    wa, wb = (load_weights(f"{r['run_dir']}/model.pth").state_dict() for r in (a, b))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert list(a) == RECORD_KEYS
+    assert list(a) == COLUMNS
     on_disk = json.loads((tmp_path/'a'/'runs'/f'{toy.name}_N2_m22_s752'/'record.json').read_text())
     assert on_disk == a and on_disk['pools'] == [2, 2] and on_disk['dilations'] is None
     assert a['rf_px'] == 44 and abs(a['rf_nm'] - 44*0.0215) < 1e-9 and a['n_params'] == 8074 and a['device'] == 'cpu'
@@ -85,8 +84,9 @@ def test_cpu_determinism_and_record(toy, tmp_path):
 
 
 def test_dilated_run_and_best(toy, tmp_path):
-    rec, learn, splits = fit_run(toy, 2, (2, 2), (1, 1, 2), out=tmp_path, eval_model='best', early_stop=1, one_cycle=True,
-                                 **TINY)
+    tiny = {k: v for k, v in TINY.items() if k != 'progress'}
+    spec = RunSpec(str(toy), 2, (2, 2), (1, 1, 2), eval_model='best', early_stop=1, one_cycle=True, **tiny)
+    rec, learn, splits = fit_run(spec, out=tmp_path, progress=False)
     assert rec['arch'] == 'm22-d112' and rec['dilations'] == [1, 1, 2] and rec['rf_px'] == 60
     assert sorted(p.name for p in (tmp_path/'runs'/rec['run_id']).iterdir()) == \
         ['best.pth', 'history.csv', 'model.pth', 'record.json']
@@ -95,14 +95,14 @@ def test_dilated_run_and_best(toy, tmp_path):
 @pytest.mark.parametrize('kw,msg', [
     (dict(pools=(8, 8), patch=96), 'does not divide'),
     (dict(pools=(8, 8), patch=64), 'does not fit'),
-    (dict(pools=(2, 2, 2)), 'one per level'),
+    (dict(pools=(2, 2, 2)), 'one size per block'),
     (dict(pools=(2, 2), patch=512), 'larger than'),
     (dict(pools=(2, 2), eval_model='worst'), "'last' or 'best'"),
 ])
 def test_bad_runs(toy, tmp_path, kw, msg):
     kw = {**dict(n_blocks=2, epochs=1, patch=64, progress=False), **kw}
     with pytest.raises(ValueError, match=msg): train_run(toy, out=tmp_path, **kw)
-    assert not list(tmp_path.glob('runs/*/record.json'))
+    assert not list(tmp_path.glob('runs/*')) and not list(tmp_path.glob('runs/.*'))
 
 
 def test_bad_datasets(tmp_path):
