@@ -10,7 +10,7 @@ __all__ = ['PAPER_POINTS', 'STAND_INS', 'summarize', 'paper_dataset', 'paper_com
            'effective_rf', 'erf_extent', 'support_box', 'plot_erf', 'erf_from_runs', 'three_rf_runs', 'report_cmd']
 
 # %% ../nbs/09_analysis.ipynb #7020f038
-import hashlib, re
+import hashlib, os, re, shutil, tempfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -20,15 +20,23 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy.ndimage import uniform_filter
 from .model import ResUNet, predict
-from .rf import receptive_field
+from .rf import parse_arch, receptive_field
+from .io import check_out_dir
 from .runs import load_results, load_run
 from .metrics import mask_dice
 from .fft import fourier_filter, band_from_spacings, missed_map, AU_SPACINGS_A
 
 # %% ../nbs/09_analysis.ipynb #91d12597
+def _arch_variant(arch):
+    "'pooling' (max, the study's), 'avg pooling' or 'dilation' for an architecture name, with ' k5' for kernel 5"
+    try: c = parse_arch(arch)
+    except ValueError: return 'dilation' if '-d' in arch else 'pooling'
+    v = 'dilation' if c['dilations'] else 'avg pooling' if c['pool'] == 'avg' else 'pooling'
+    return v if c['kernel'] == 3 else f"{v} k{c['kernel']}"
+
 def _variant(df):
-    "'dilation' for architectures with dilated convolutions ('m22-d112'), else 'pooling'"
-    return np.where(df.arch.astype(str).str.contains('-d'), 'dilation', 'pooling')
+    "The variant of each row's architecture: 'pooling', 'avg pooling', 'dilation', with the kernel when not 3"
+    return np.array([_arch_variant(a) for a in df.arch.astype(str)], dtype=object)
 
 def summarize(df, ddof=1):
     "Mean +- std (`ddof`) of the test hard dice over seeds per dataset x N x architecture, with RF, parameters and FFT dice"
@@ -87,9 +95,10 @@ def _paper_on(ax, key):
 def _dice_panel(ax, s, paper=True):
     "Dice vs RF lines of one dataset's summary `s` on `ax`, FFT band, paper points when `paper`"
     for (var, n), g in s.groupby(['variant', 'n_blocks']):
-        dil = var == 'dilation'
-        ax.errorbar(g.rf_nm, g.dice_mean, g.dice_std.fillna(0), marker='D' if dil else 'o', ms=4, capsize=3,
-                    color=f'C{int(n)-2}', ls='--' if dil else '-', label=f'N={int(n)}' + (' dilation' if dil else ''))
+        kind = var.split(' k')[0]
+        ms, ls = {'dilation': ('D', '--'), 'avg pooling': ('s', ':')}.get(kind, ('o', '-'))
+        ax.errorbar(g.rf_nm, g.dice_mean, g.dice_std.fillna(0), marker=ms, ms=4, capsize=3, color=f'C{int(n)-2}',
+                    ls=ls, alpha=1 if var == kind else 0.6, label=f'N={int(n)}' + ('' if var == 'pooling' else f' {var}'))
     if 'fft_mean' in s and s.fft_mean.notna().any():
         f = s.fft_mean.dropna()
         ax.axhspan(f.min(), f.max(), color='0.8', alpha=0.6); ax.axhline(f.mean(), color='0.5', lw=1, label='FFT baseline')
@@ -413,12 +422,17 @@ def report_cmd(
     "Write dice_vs_rf.png, summary.csv/.md and, from trained run folders, the map figures of the paper"
     df, paper = load_results(results), _parse_paper(paper)
     p = Path(results)
-    out = Path(out) if out else (p if p.is_dir() else p.parent)/'report'
-    out.mkdir(parents=True, exist_ok=True)
-    s, written = summarize(df), []
-    s.to_csv(out/'summary.csv', index=False); written.append(out/'summary.csv')
-    (out/'summary.md').write_text(_summary_md(s, df, paper)); written.append(out/'summary.md')
-    _write_fig(plot_dice_vs_rf(df, paper=paper), out/'dice_vs_rf.png', written)
-    _run_figures(df, out, written, data)
+    out = check_out_dir(Path(out) if out else (p if p.is_dir() else p.parent)/'report', '--out')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}-'))  # the report appears whole or not at all
+    try:
+        s, written = summarize(df), []
+        s.to_csv(tmp/'summary.csv', index=False); written.append(tmp/'summary.csv')
+        (tmp/'summary.md').write_text(_summary_md(s, df, paper)); written.append(tmp/'summary.md')
+        _write_fig(plot_dice_vs_rf(df, paper=paper), tmp/'dice_vs_rf.png', written)
+        _run_figures(df, tmp, written, data)
+        out.mkdir(exist_ok=True)
+        for w in written: os.replace(w, out/w.name)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
     print(f'temrf report: {len(df)} runs from {results}; wrote to {out}:'); print('\n'.join(f'  {w.name}' for w in written))
     return out

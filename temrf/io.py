@@ -61,11 +61,11 @@ def binary_labels(labels, name='labels'):
     raise ValueError(f"{name} must be 0/1 (background/particle) or a 0/255 mask, found values {vals}; binarize it, e.g. labels > 0")
 
 # %% ../nbs/00_io.ipynb #3dd0b1af
-def check_pair(images, labels):
+def check_pair(images, labels, names=('images', 'labels')):
     "Return (`images` (N,H,W), `labels` uint8 0/1 (N,H,W)) after checking both and that their shapes match."
-    images, labels = as_stack(images), binary_labels(as_stack(labels, 'labels'))
+    images, labels = as_stack(images, names[0]), binary_labels(as_stack(labels, names[1]), names[1])
     if images.shape != labels.shape:
-        raise ValueError(f"images {images.shape} and labels {labels.shape} differ in shape; each image needs a label mask of its size")
+        raise ValueError(f"{names[0]} {images.shape} and {names[1]} {labels.shape} differ in shape; each image needs a label mask of its size")
     return images, labels
 
 # %% ../nbs/00_io.ipynb #530a5485
@@ -91,7 +91,7 @@ def _read_h5(file, key):
 # %% ../nbs/00_io.ipynb #0d8eb0c1
 def load_h5_pair(images_file, labels_file, images_key='images', labels_key='labels'):
     "Read images (N,H,W) and 0/1 uint8 labels (N,H,W) from the study's two HDF5 files (`images_key`, `labels_key`)."
-    return check_pair(_read_h5(images_file, images_key), _read_h5(labels_file, labels_key))
+    return check_pair(_read_h5(images_file, images_key), _read_h5(labels_file, labels_key), (str(images_file), str(labels_file)))
 
 # %% ../nbs/00_io.ipynb #62879f17
 def _encode_attrs(attrs):
@@ -182,7 +182,7 @@ def read_image_file(file):
 # %% ../nbs/00_io.ipynb #a0447070
 def load_tiff_pair(images_file, labels_file):
     "Read images (N,H,W) from a TIFF image or stack and 0/1 uint8 labels (N,H,W) from a TIFF or PNG mask."
-    return check_pair(read_image_file(images_file), read_image_file(labels_file))
+    return check_pair(read_image_file(images_file), read_image_file(labels_file), (str(images_file), str(labels_file)))
 
 # %% ../nbs/00_io.ipynb #227f03e7
 H5_SUFFIXES, IMAGE_SUFFIXES = ('.h5', '.hdf5', '.he5'), ('.tif', '.tiff', '.png')
@@ -208,7 +208,7 @@ def atomic_write(path, write):
         if os.path.exists(tmp): os.unlink(tmp)
     return path
 
-# %% ../nbs/00_io.ipynb #0420f69c
+# %% ../nbs/00_io.ipynb #82762f5c
 def check_out_dir(path, name='out'):
     "`path` as a `Path` after checking that a folder can be made or written there (`name` is used in errors)"
     p = Path(path)
@@ -219,7 +219,7 @@ def check_out_dir(path, name='out'):
         return p
     return p
 
-# %% ../nbs/00_io.ipynb #7bd12393
+# %% ../nbs/00_io.ipynb #588f2267
 def write_json(obj, path):
     "Write `obj` as indented JSON to `path` atomically (numpy scalars as numbers)"
     js = json.dumps(obj, indent=1, default=lambda o: o.item() if hasattr(o, 'item') else str(o))

@@ -4,15 +4,15 @@
 
 # %% auto #0
 __all__ = ['SEEDS', 'SPEC_COLUMNS', 'RESULT_COLUMNS', 'COLUMNS', 'NEEDED', 'RunSpec', 'arch', 'run_id', 'params', 'versions',
-           'device_name', 'record', 'record_row', 'row_record', 'start_run', 'finish_run', 'read_record', 'collect',
-           'load_results', 'load_run']
+           'device_name', 'record', 'record_row', 'row_record', 'check_new_run', 'start_run', 'finish_run',
+           'read_record', 'collect', 'load_results', 'load_run']
 
-# %% ../nbs/06b_runs.ipynb #3f194985
+# %% ../nbs/06b_runs.ipynb #74677925
 import dataclasses, json, math, os, platform, re, shutil, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../nbs/06b_runs.ipynb #dc8ca1f2
+# %% ../nbs/06b_runs.ipynb #8ee8574f
 import numpy as np
 import pandas as pd
 import torch
@@ -22,10 +22,10 @@ from .io import atomic_write, check_out_dir, read_json, write_json
 from .model import check_arch, load_weights
 from .rf import arch_name, check_fits, receptive_field, rf_nm
 
-# %% ../nbs/06b_runs.ipynb #00b6c1ef
+# %% ../nbs/06b_runs.ipynb #c748b9b3
 SEEDS = (752, 2245, 140, 9213, 956)  # the study's five runs per architecture
 
-# %% ../nbs/06b_runs.ipynb #ab981577
+# %% ../nbs/06b_runs.ipynb #ba6fa884
 def _opt(default, help): return field(default=default, metadata=dict(help=help))
 
 def _ints(v, name):
@@ -50,7 +50,7 @@ def _int(v, name, lo, none=False):
     if not ok or v < lo: raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     return int(v)
 
-# %% ../nbs/06b_runs.ipynb #eaa91fdc
+# %% ../nbs/06b_runs.ipynb #b9a5ca93
 @dataclass(frozen=True)
 class RunSpec:
     "One training run: dataset, architecture and training settings, validated when made"
@@ -72,7 +72,7 @@ class RunSpec:
     def __post_init__(self):
         for k,v in _validate(self).items(): object.__setattr__(self, k, v)
 
-# %% ../nbs/06b_runs.ipynb #07f098aa
+# %% ../nbs/06b_runs.ipynb #ce33ce48
 def _validate(s):
     "Normalised field values of RunSpec `s`, or a one-line ValueError naming the bad field"
     if not isinstance(s.dataset, (str, os.PathLike)) or not str(s.dataset).strip():
@@ -92,7 +92,7 @@ def _validate(s):
     if v['patch'] is not None: check_fits(v['n_blocks'], v['pools'], v['dilations'], v['patch'], v['kernel'], v['pool'])
     return dict(v, lr=lr, one_cycle=bool(s.one_cycle), eval_model=s.eval_model)
 
-# %% ../nbs/06b_runs.ipynb #4194a8ac
+# %% ../nbs/06b_runs.ipynb #22afbaed
 @fastcore.basics.patch(as_prop=True)
 def arch(self:RunSpec):
     "Name of the architecture, e.g. 'm22', 'a44-k5'"
@@ -109,13 +109,13 @@ def params(self:RunSpec):
     "The spec's fields as JSON-ready values (tuples as lists)"
     return {k: list(v) if isinstance(v, tuple) else v for k,v in dataclasses.asdict(self).items()}
 
-# %% ../nbs/06b_runs.ipynb #5f05973a
+# %% ../nbs/06b_runs.ipynb #04238eea
 SPEC_COLUMNS = [f.name for f in dataclasses.fields(RunSpec)]
 RESULT_COLUMNS = ['pixel_nm', 'rf_px', 'rf_nm', 'n_params', 'test_hard_dice', 'test_soft_dice', 'fft_dice',
                   'valid_hard_dice', 'n_train', 'n_valid', 'n_test', 'train_time_s', 'device', 'versions', 'run_dir']
 COLUMNS = ['run_id', 'arch'] + SPEC_COLUMNS + RESULT_COLUMNS
 
-# %% ../nbs/06b_runs.ipynb #e4dce483
+# %% ../nbs/06b_runs.ipynb #b27fb92e
 def versions():
     "Versions of Python, torch, fastai, fastcore, numpy and temrf, for the record"
     return dict(python=platform.python_version(), torch=torch.__version__, fastai=fastai.__version__,
@@ -125,7 +125,7 @@ def device_name():
     "'cpu', or 'cuda (<GPU name>)' where a GPU is used"
     return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else 'cpu'
 
-# %% ../nbs/06b_runs.ipynb #d22579d2
+# %% ../nbs/06b_runs.ipynb #0f7cbbff
 def record(spec, pixel_nm, patch, **results):
     "The result record of `spec` trained on `patch`-px patches at `pixel_nm`, with `results` (keys of `COLUMNS`)"
     bad = set(results) - set(COLUMNS)
@@ -135,7 +135,7 @@ def record(spec, pixel_nm, patch, **results):
                rf_px=rf, rf_nm=round(float(rf_nm(rf, pixel_nm)), 4), versions=versions(), device=device_name(), **results)
     return {k: rec.get(k) for k in COLUMNS}
 
-# %% ../nbs/06b_runs.ipynb #dd5ca556
+# %% ../nbs/06b_runs.ipynb #5e74cbca
 _LISTS, _INTS = ('pools', 'dilations'), ('n_blocks', 'kernel', 'seed', 'epochs', 'bs', 'patch', 'early_stop', 'data_seed',
                                          'rf_px', 'n_params', 'n_train', 'n_valid', 'n_test')
 
@@ -157,9 +157,9 @@ def row_record(row):
     if isinstance(rec.get('one_cycle'), str): rec['one_cycle'] = rec['one_cycle'] == 'True'
     return rec
 
-# %% ../nbs/06b_runs.ipynb #edc21ef1
-def start_run(out, spec, overwrite=False):
-    "A fresh hidden folder in which to train `spec` under `out` (checked first); the run's final folder is `finish_run`'s"
+# %% ../nbs/06b_runs.ipynb #17bcaa4e
+def check_new_run(out, spec, overwrite=False):
+    "Check, changing nothing, that `spec` may be written under `out` (a finished run only with `overwrite`)"
     out = check_out_dir(out, 'output folder')
     final = out/'runs'/spec.run_id
     if (out/'sweep.json').exists():
@@ -167,6 +167,11 @@ def start_run(out, spec, overwrite=False):
         if spec.run_id not in ids: raise ValueError(f"{out} holds a sweep without the run {spec.run_id}; train into another output folder")
     if final.exists() and not overwrite: raise FileExistsError(
         f"{final} holds a finished run; pass --overwrite (overwrite=True) to replace it, or choose another output folder")
+    return out
+
+def start_run(out, spec, overwrite=False):
+    "A fresh hidden folder in which to train `spec` under `out` (checked first); the run's final folder is `finish_run`'s"
+    out = check_new_run(out, spec, overwrite)
     for old in (out/'runs').glob(f'.{spec.run_id}.*.partial'): shutil.rmtree(old, ignore_errors=True)  # a killed attempt
     tmp = out/'runs'/f'.{spec.run_id}.{uuid.uuid4().hex[:8]}.partial'
     tmp.mkdir(parents=True)
@@ -180,7 +185,7 @@ def finish_run(tmp, rec):
     os.replace(tmp, final)
     return final
 
-# %% ../nbs/06b_runs.ipynb #20085c68
+# %% ../nbs/06b_runs.ipynb #e4640c5e
 def read_record(path):
     "The record in `path` (a record.json), named in the error when damaged"
     return read_json(path, 'run record')
@@ -199,7 +204,7 @@ def collect(out):
     if pyarrow is not None: atomic_write(out/'results.parquet', lambda f: df.to_parquet(f, index=False))
     return df
 
-# %% ../nbs/06b_runs.ipynb #4803aed5
+# %% ../nbs/06b_runs.ipynb #468bc930
 NEEDED = {'dataset': str, 'arch': str, 'n_blocks': int, 'seed': int, 'rf_nm': float, 'test_hard_dice': float}
 
 def _check_results(df, src):
@@ -224,7 +229,7 @@ def _run_path(row, root):
     cands = ([Path(rd), root/rd] if rd else []) + ([root/'runs'/rid] if rid else [])
     return next((str(p) for p in cands if (p/'model.pth').exists() and (p/'record.json').exists()), None)
 
-# %% ../nbs/06b_runs.ipynb #02363ee7
+# %% ../nbs/06b_runs.ipynb #773b77d0
 def load_results(path):
     "The results table at `path`: a results.csv, or a folder holding results.csv or runs/*/record.json"
     path = Path(path)
@@ -242,7 +247,7 @@ def load_results(path):
     df = _check_results(df, path)
     return df.assign(run_path=[_run_path(r, root) for r in df.to_dict('records')])
 
-# %% ../nbs/06b_runs.ipynb #8020e37e
+# %% ../nbs/06b_runs.ipynb #a20d504e
 def load_run(run_dir, weights='model'):
     "The trained `ResUNet` (eval mode, CPU) and the record of the run folder `run_dir` (`weights`: 'model' or 'best')"
     run_dir = Path(run_dir)

@@ -22,7 +22,7 @@ from .rf import arch_name, pool_sequences, receptive_field, dilation_series, fit
 from .runs import SEEDS, COLUMNS, RunSpec, collect, read_record, _ints
 from .train import train_run
 
-# %% ../nbs/08_sweep.ipynb #c2666dac
+# %% ../nbs/08_sweep.ipynb #26f2f20a
 def _arch_fields(a):
     "A dict of RunSpec architecture fields from `(n_blocks, pools, dilations)` or a dict"
     if isinstance(a, dict): return dict(a)
@@ -74,7 +74,7 @@ QUICK = dict(archs=[(2, (2, 2), None), (2, (4, 4), None), (2, (8, 4), None), (3,
              datasets=['hr-small'], seeds=(752,), epochs=2, bs=8, lr=1e-2, patch=256, one_cycle=True)
 PRESETS = ('quick', 'paper', 'contrast')
 
-# %% ../nbs/08_sweep.ipynb #6b5c6a2c
+# %% ../nbs/08_sweep.ipynb #e4d3b8a2
 def _variants(archs, pools, kernels, size):
     "`archs` crossed with pooling types `pools` and `kernels`, keeping those that fit `size`-px patches"
     out = []
@@ -92,16 +92,16 @@ def sweep_grid(preset='quick', seeds=None, epochs=None, pools=('max',), kernels=
     if preset == 'quick': kw = dict(QUICK)
     elif preset == 'paper':
         v = lambda archs: _variants(archs, pools, kernels, 512)
-        ep = epochs or dict({'lr-20nm': 100}, **{d: 150 for d in hr})
-        runs = make_grid(['lr-20nm'] + hr, v(pool_archs()), seeds or SEEDS, ep)
-        return runs + make_grid(['hr-5nm'], v(dilation_archs()), seeds or SEEDS, epochs or 150)
+        ep = dict({'lr-20nm': 100}, **{d: 150 for d in hr}) if epochs is None else epochs
+        runs = make_grid(['lr-20nm'] + hr, v(pool_archs()), SEEDS if seeds is None else seeds, ep)
+        return runs + make_grid(['hr-5nm'], v(dilation_archs()), SEEDS if seeds is None else seeds, 150 if epochs is None else epochs)
     elif preset == 'contrast':
         kw = dict(archs=[(2, (2, 2), None), (2, (4, 4), None), (2, (8, 8), None)],
                   datasets=[f'hr-contrast-{i}' for i in range(1, 5)], seeds=SEEDS[:3], epochs=40, bs=32, lr=1e-4, patch=512)
     else: raise ValueError(f"unknown sweep preset {preset!r}: choose one of {', '.join(PRESETS)}")
     kw['archs'] = _variants(kw['archs'], pools, kernels, kw.get('patch'))
-    if seeds: kw['seeds'] = seeds
-    if epochs: kw['epochs'] = epochs
+    if seeds is not None: kw['seeds'] = seeds
+    if epochs is not None: kw['epochs'] = epochs
     return make_grid(**kw)
 
 # %% ../nbs/08_sweep.ipynb #f2179887
@@ -208,7 +208,7 @@ def sweep_cmd(preset:str='quick', # sweep preset: quick (CPU, minutes), paper (t
     if engine not in ENGINES: raise ValueError(f"--engine must be 'papermill' or 'inline', got {engine!r}")
     pool_types = tuple(p.strip() for p in str(pools).split(','))
     if (bad := [p for p in pool_types if p not in ('max', 'avg')]): raise ValueError(f"--pools takes max and/or avg, got {bad[0]!r}")
-    runs = sweep_grid(preset, seeds and _ints(seeds, 'seeds'), epochs, pool_types, _ints(kernels, 'kernels'))
+    runs = sweep_grid(preset, None if seeds is None else _ints(seeds, 'seeds'), epochs, pool_types, _ints(kernels, 'kernels'))
     out = Path(out or f'results/{preset}')
     df = run_sweep(runs, out, data, engine, n_jobs, name=preset)
     print(f"results: {out/'results.csv'} ({len(df)} of {len(runs)} runs recorded)")

@@ -25,7 +25,7 @@ from fastai.data.load import DataLoader
 # %% ../nbs/07_train.ipynb #d98e7e7a
 from .io import check_out_dir
 from .datasets import default_patch, image_size, resolve_dataset, splits_of
-from .runs import RunSpec, collect, finish_run, record, start_run
+from .runs import RunSpec, check_new_run, collect, finish_run, record, start_run
 from .model import ResUNet, count_params, load_weights, predict, save_weights
 from .rf import check_fits
 from .metrics import dice_from_probs, HardDice, SoftDice
@@ -106,7 +106,7 @@ def _evaluate(model, splits, pixel_nm, bs=32):
     return dict(test_hard_dice=float(hard.mean()), test_soft_dice=float(soft.mean()),
                 fft_dice=fft_dice(*splits.test, pixel_nm), valid_hard_dice=float(vhard.mean()))
 
-# %% ../nbs/07_train.ipynb #e7f55348
+# %% ../nbs/07_train.ipynb #dc467938
 def check_run(spec, out='.', data_dir=None):
     "The patch size of `spec` after every check that needs no data: output folder, dataset, architecture fit"
     check_out_dir(out, 'output folder')
@@ -118,10 +118,12 @@ def check_run(spec, out='.', data_dir=None):
 def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
     "Train and evaluate the run `spec`; write `<out>/runs/<run_id>/`; return `(record, learn, splits)`"
     patch, out = check_run(spec, out, data_dir), Path(out).resolve()
+    check_new_run(out, spec, overwrite)
+    info = resolve_dataset(spec.dataset, data_dir)
+    splits = splits_of(info, patch, spec.data_seed)
+    made = [p for p in (out, out/'runs') if not p.exists()]
     tmp = start_run(out, spec, overwrite)
     try:
-        info = resolve_dataset(spec.dataset, data_dir)
-        splits = splits_of(info, patch, spec.data_seed)
         model = build_model(spec.n_blocks, spec.pools, spec.dilations, spec.seed, spec.pool, spec.kernel)
         learn = get_learner(get_dls(splits, spec.bs, spec.seed), model, spec.lr, tmp, spec.early_stop)
         t0 = time.time()
@@ -136,6 +138,8 @@ def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
         learn.path = finish_run(tmp, rec)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for p in reversed(made):  # folders this run made, when empty
+            if p.is_dir() and not any(p.iterdir()): p.rmdir()
         raise
     if (out/'sweep.json').exists(): collect(out)  # a run retrained inside a sweep keeps its results.csv current
     return rec, learn, splits
@@ -167,7 +171,7 @@ def show_prediction(model, X, Y, i=0):
         ax.imshow(im, cmap='gray'); ax.set_title(t); ax.axis('off')
     return axs
 
-# %% ../nbs/07_train.ipynb #803a1507
+# %% ../nbs/07_train.ipynb #ded8ffb1
 def _spec_flags(parser):
     "Add one flag per `RunSpec` field to the argparse `parser`"
     import dataclasses

@@ -1,0 +1,316 @@
+"""Bad input, as a new user gives it: every case is answered by one line that names the problem, before any work is
+done, and nothing a user made is lost. CLI cases run through `temrf.cli.main`; the rest through the Python API."""
+import json, os, shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import torch
+
+from temrf.cli import main
+from temrf.datasets import toy_pair
+from temrf.model import ResUNet, save_weights
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _pair(folder, images, labels, stem='x', key='images'):
+    folder.mkdir(parents=True)
+    with h5py.File(folder/f'{stem}_Images.h5', 'w') as f: f[key] = images
+    with h5py.File(folder/f'{stem}_Labels.h5', 'w') as f: f['labels'] = labels
+
+
+@pytest.fixture(scope='module')
+def ws(tmp_path_factory):
+    "A folder of everything a user can get wrong, and one good dataset and trained run"
+    w = tmp_path_factory.mktemp('ws')
+    toy_pair(w/'toy')
+    good = (w/'toy'/'toy_Images.h5').read_bytes()
+    for name, data in (('corrupt', good[:500]), ('empty', b''), ('text', b'these are not images')):
+        (w/name).mkdir(); (w/name/'x_Images.h5').write_bytes(data); shutil.copy(w/'toy'/'toy_Labels.h5', w/name/'x_Labels.h5')
+    (w/'nolabels').mkdir(); shutil.copy(w/'toy'/'toy_Images.h5', w/'nolabels'/'x_Images.h5')
+    (w/'twopairs').mkdir()
+    for s in ('a', 'b'):
+        for k in ('Images', 'Labels'): shutil.copy(w/'toy'/f'toy_{k}.h5', w/'twopairs'/f'{s}_{k}.h5')
+    img, lbl = np.zeros((3, 64, 64), np.float32), np.zeros((3, 64, 64), np.uint8)
+    _pair(w/'wrongkey', img, lbl, key='data')
+    _pair(w/'badlabels', img, lbl + 3)
+    _pair(w/'nan', np.where(np.arange(64) == 5, np.nan, img), lbl)
+    _pair(w/'mismatch', img, lbl[:, :32])
+    (w/'afile').write_text('a plain file')
+    # a trained run, a sweep folder, and damaged records and tables
+    assert main(['train', '--dataset', str(w/'toy'), '--epochs', '1', '--lr', '1e-3', '--patch', '64', '--out', str(w/'trained')]) == 0
+    run = w/'trained'/'runs'/'toy_N2_m22_s752'
+    (w/'sweepdir').mkdir(); (w/'sweepdir'/'sweep.json').write_text(json.dumps(dict(name='x', runs=[dict(run_id='other')])))
+    (w/'damagedsweep').mkdir(); (w/'damagedsweep'/'sweep.json').write_text('{"runs": [')
+    (w/'stray'/'runs'/'r').mkdir(parents=True); (w/'stray'/'runs'/'r'/'record.json').write_text('{}')
+    shutil.copytree(w/'trained', w/'damagedrec'); (w/'damagedrec'/'runs'/'toy_N2_m22_s752'/'record.json').write_text('{"run_id": ')
+    shutil.copytree(w/'trained', w/'mixedup'); save_weights(ResUNet(2, [2, 4]), w/'mixedup'/'runs'/'toy_N2_m22_s752'/'model.pth')
+    shutil.copytree(w/'trained', w/'crafted')
+    torch.save({'model': _Payload(w/'PWNED')}, w/'crafted'/'runs'/'toy_N2_m22_s752'/'model.pth')
+    rec = json.loads((run/'record.json').read_text())
+    row = {k: rec[k] for k in ('dataset', 'arch', 'n_blocks', 'seed', 'rf_nm', 'test_hard_dice')}
+    pd.DataFrame([dict(row, rf_nm='about 1 nm')]).to_csv(w/'nonnumeric.csv', index=False)
+    pd.DataFrame([dict(dataset='a', arch='m22')]).to_csv(w/'fewcols.csv', index=False)
+    pd.DataFrame(columns=list(row)).to_csv(w/'norows.csv', index=False)
+    (w/'binary.csv').write_bytes(bytes(range(256)) * 4)
+    return w
+
+
+class _Payload:
+    "Unpickling this would create a file: the proof that no pickled code ran"
+    def __init__(self, path): self.path = str(path)
+    def __reduce__(self): return (open, (self.path, 'w'))
+
+
+def _tree(w): return sorted(str(p.relative_to(w)) for p in w.rglob('*'))
+
+
+def _cli(ws, capsys, args):
+    "Run `temrf <args>` ({w} is the workspace); return (exit status, stderr)"
+    argv = [a.format(w=ws) for a in args.split()]
+    capsys.readouterr()
+    rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+TRAIN = 'train --dataset {w}/toy --out {w}/o --epochs 1 --patch 64 '
+CLI = {  # id: (arguments, what the one-line error must say)
+    'pools-letters': (TRAIN + '--pools abc', "pools must be comma-separated integers such as 2,4; got 'abc'"),
+    'pools-zero': (TRAIN + '--pools 0,2', 'pools must be ints >= 1'),
+    'pools-float': (TRAIN + '--pools 2.5,2', 'pools must be comma-separated integers'),
+    'pools-count': (TRAIN + '--pools 2,2,2', 'pools needs one size per block'),
+    'pools-empty': (TRAIN + '--pools ,', 'pools must be comma-separated integers'),
+    'bs-zero': (TRAIN + '--bs 0', 'bs must be an integer >= 1, got 0'),
+    'bs-float': (TRAIN + '--bs 1.5', 'bs must be an integer'),
+    'epochs-zero': ('train --dataset {w}/toy --out {w}/o --epochs 0', 'epochs must be an integer >= 1, got 0'),
+    'epochs-negative': ('train --dataset {w}/toy --out {w}/o --epochs -3', 'epochs must be an integer >= 1'),
+    'lr-zero': (TRAIN + '--lr 0', 'lr must be a positive learning rate'),
+    'lr-letters': (TRAIN + '--lr abc', "lr must be a positive learning rate below 10 (e.g. 1e-4), got 'abc'"),
+    'lr-nan': (TRAIN + '--lr nan', 'lr must be a positive learning rate'),
+    'lr-huge': (TRAIN + '--lr 1e6', 'lr must be a positive learning rate below 10'),
+    'n_blocks-zero': (TRAIN + '--n_blocks 0', 'n_blocks must be an integer >= 1'),
+    'n_blocks-word': (TRAIN + '--n_blocks two', "n_blocks must be an integer >= 1, got 'two'"),
+    'dilations-count': (TRAIN + '--dilations 1,2', 'dilations needs n_blocks+1=3 values'),
+    'dilations-zero': (TRAIN + '--dilations 1,0,1', 'dilations must be ints >= 1'),
+    'pool-type': (TRAIN + '--pool min', "pool must be 'max' or 'avg', got 'min'"),
+    'kernel-even': (TRAIN + '--kernel 4', 'kernel must be odd'),
+    'kernel-zero': (TRAIN + '--kernel 0', 'kernel must be an integer >= 1'),
+    'kernel-too-big': (TRAIN + '--kernel 7', 'm22-k7 (124 px) does not fit in the 64-px patch'),
+    'seed-negative': (TRAIN + '--seed -1', 'seed must be an integer >= 0, got -1'),
+    'data_seed-negative': (TRAIN + '--data_seed -2', 'data_seed must be an integer >= 0'),
+    'early_stop-zero': (TRAIN + '--early_stop 0', 'early_stop must be an integer >= 1'),
+    'eval_model': (TRAIN + '--eval_model final', "eval_model must be 'last' or 'best', got 'final'"),
+    'patch-tiny': ('train --dataset {w}/toy --out {w}/o --patch 4', 'patch must be an integer >= 8'),
+    'patch-too-big': ('train --dataset {w}/toy --out {w}/o --patch 1000', 'patch 1000 px is larger than the 128-px images'),
+    'patch-not-divided': ('train --dataset {w}/toy --out {w}/o --patch 96 --pools 8,8', 'downsamples by 64, which does not divide the 96-px patch'),
+    'rf-too-big': (TRAIN + '--pools 8,8', 'the receptive field of m88 (392 px) does not fit in the 64-px patch'),
+    'rf-avg-too-big': ('train --dataset {w}/toy --out {w}/o --patch 128 --pools 4,4 --pool avg', 'a44 (140 px) does not fit'),
+    'preset-arch-before-simulating': ('train --dataset hr-small --pools 8,8 --patch 256 --out {w}/o', 'm88 (392 px) does not fit'),
+    'dataset-unknown': ('train --dataset hr-7nm --out {w}/o', "unknown dataset 'hr-7nm'"),
+    'dataset-missing-folder': ('train --dataset {w}/missing/set --out {w}/o', 'does not exist'),
+    'dataset-is-file': ('train --dataset {w}/toy/toy_Images.h5 --out {w}/o', 'toy_Images.h5\' is a file; give the folder'),
+    'h5-truncated': ('train --dataset {w}/corrupt --out {w}/o', 'corrupt/x_Images.h5 is not a readable HDF5 file'),
+    'h5-empty': ('train --dataset {w}/empty --out {w}/o', 'empty/x_Images.h5 is not a readable HDF5 file'),
+    'h5-not-hdf5': ('train --dataset {w}/text --out {w}/o', 'text/x_Images.h5 is not a readable HDF5 file'),
+    'h5-no-labels': ('train --dataset {w}/nolabels --out {w}/o', 'has no labels file x_Labels.h5'),
+    'h5-two-pairs': ('train --dataset {w}/twopairs --out {w}/o', 'needs exactly one pair'),
+    'h5-wrong-key': ('train --dataset {w}/wrongkey --out {w}/o', "wrongkey/x_Images.h5 has no dataset 'images'"),
+    'labels-not-binary': ('train --dataset {w}/badlabels --out {w}/o', 'x_Labels.h5 must be 0/1 (background/particle) or a 0/255 mask, found values [3]'),
+    'images-nan': ('train --dataset {w}/nan --out {w}/o', 'x_Images.h5 has 192 NaN/inf pixel(s)'),
+    'images-labels-shape': ('train --dataset {w}/mismatch --out {w}/o', 'differ in shape'),
+    'out-under-file': ('train --dataset {w}/toy --out {w}/afile/run', 'afile is a file; choose another folder'),
+    'out-is-file': ('train --dataset {w}/toy --out {w}/afile', 'afile is a file'),
+    'data-missing': ('train --dataset hr-small --data {w}/nodata --out {w}/o', "data folder '{w}/nodata' does not exist"),
+    'data-is-file': ('train --dataset hr-small --data {w}/afile --out {w}/o', 'is a file; give a folder (--data)'),
+    'run-exists': (TRAIN + '--lr 1e-3 --out {w}/trained', 'holds a finished run; pass --overwrite'),
+    'run-into-other-sweep': (TRAIN + '--out {w}/sweepdir', 'holds a sweep without the run toy_N2_m22_s752'),
+    'sweep-engine': ('sweep --out {w}/s --engine foo', "--engine must be 'papermill' or 'inline', got 'foo'"),
+    'sweep-pools': ('sweep --out {w}/s --pools max,min', "--pools takes max and/or avg, got 'min'"),
+    'sweep-kernels': ('sweep --out {w}/s --kernels 4', 'kernel must be odd'),
+    'sweep-kernels-letters': ('sweep --out {w}/s --kernels x', 'kernels must be comma-separated integers'),
+    'sweep-seeds-repeated': ('sweep --out {w}/s --seeds 752,752', 'seed 752 is given twice; give each once'),
+    'sweep-seeds-letters': ('sweep --out {w}/s --seeds a,b', 'seeds must be comma-separated integers'),
+    'sweep-seeds-negative': ('sweep --out {w}/s --seeds -5', 'seed must be an integer >= 0'),
+    'sweep-epochs-zero': ('sweep --out {w}/s --epochs 0', 'epochs must be an integer >= 1'),
+    'sweep-preset': ('sweep --out {w}/s --preset huge', "unknown sweep preset 'huge'"),
+    'sweep-n_jobs': ('sweep --out {w}/s --n_jobs 0', 'n_jobs must be a positive number'),
+    'sweep-data-missing': ('sweep --out {w}/s --data {w}/nodata', 'does not exist; create it, or leave out --data'),
+    'sweep-out-file': ('sweep --out {w}/afile', 'afile is a file'),
+    'sweep-json-damaged': ('sweep --out {w}/damagedsweep', 'damagedsweep/sweep.json is a damaged sweep description'),
+    'sweep-other-grid': ('sweep --out {w}/sweepdir', 'holds another sweep'),
+    'sweep-stray-results': ('sweep --out {w}/stray', 'holds results that are not from a sweep'),
+    'report-missing': ('report {w}/nothere.csv', 'nothere.csv not found'),
+    'report-nonnumeric-rf': ('report {w}/nonnumeric.csv', "column rf_nm must hold numbers, row 1 has 'about 1 nm'"),
+    'report-few-columns': ('report {w}/fewcols.csv', 'lacks column(s) n_blocks, seed, rf_nm, test_hard_dice'),
+    'report-no-rows': ('report {w}/norows.csv', 'holds no runs'),
+    'report-binary': ('report {w}/binary.csv', 'binary.csv'),
+    'report-empty-folder': ('report {w}/toy', 'holds neither results.csv nor runs'),
+    'report-damaged-record': ('report {w}/damagedrec', 'record.json is a damaged run record'),
+    'report-weights-mixed-up': ('report {w}/mixedup', 'pools=[2, 4], but its record says [2, 2]'),
+    'report-crafted-weights': ('report {w}/crafted', 'model.pth is not a temrf weights file'),
+    'simulate-preset': ('simulate --preset hr-7nm --out {w}/sim', "unknown preset 'hr-7nm'"),
+    'simulate-n_images': ('simulate --preset lr-small --n_images 0 --out {w}/sim', 'n_images=0 must be at least 1'),
+    'simulate-size': ('simulate --preset lr-small --size 8 --out {w}/sim', 'size=8 px is too small'),
+    'command-unknown': ('fit', "unknown command 'fit'"),
+}
+
+
+@pytest.mark.parametrize('case', list(CLI))
+def test_cli_bad_input(ws, capsys, case):
+    "One line `temrf <command>: error: ...` naming the problem, exit status 1, and nothing made or changed"
+    args, msg = CLI[case]
+    before = _tree(ws)
+    rc, err = _cli(ws, capsys, args)
+    lines = err.strip().splitlines()
+    assert rc == 1 and len(lines) == 1, err
+    assert lines[0].startswith(f"temrf {args.split()[0]}: error: "), lines[0]
+    assert msg.format(w=ws) in lines[0], lines[0]
+    assert _tree(ws) == before, 'a failed command left files behind'
+    assert not (ws/'PWNED').exists(), 'pickled code ran'
+
+
+def test_debug_keeps_traceback(ws, capsys, monkeypatch):
+    monkeypatch.setenv('TEMRF_DEBUG', '1')
+    with pytest.raises(ValueError, match='bs must be'): main([a.format(w=ws) for a in (TRAIN + '--bs 0').split()])
+
+
+def test_unknown_flag_is_argparse_usage(ws, capsys):
+    with pytest.raises(SystemExit) as e: main(['train', '--poolz', '2,2'])
+    assert e.value.code == 2 and 'unrecognized arguments: --poolz' in capsys.readouterr().err
+
+
+# The Python API: the same rules where no flag exists
+def _m(): return ResUNet(2, [2, 2]).eval()
+
+API = {
+    'resunet-numpy': (lambda w: _m()(np.zeros((1, 1, 32, 32), np.float32)), TypeError, 'takes a torch tensor'),
+    'resunet-float64': (lambda w: _m()(torch.zeros(1, 1, 32, 32, dtype=torch.float64)), TypeError, 'input is torch.float64'),
+    'resunet-no-channel': (lambda w: _m()(torch.zeros(2, 32, 32)), ValueError, 'x[:, None]'),
+    'resunet-rgb': (lambda w: _m()(torch.zeros(1, 3, 32, 32)), ValueError, 'one greyscale channel'),
+    'resunet-odd-size': (lambda w: _m()(torch.zeros(1, 1, 30, 32)), ValueError, 'crop or pad to 28 or 32'),
+    'resunet-bool-pools': (lambda w: ResUNet(2, [True, 2]), ValueError, 'not booleans'),
+    'resunet-float-pools': (lambda w: ResUNet(2, (2.5, 2)), ValueError, 'sequence of ints'),
+    'spec-float-pools': (lambda w: _spec(pools=(2.5, 2)), ValueError, 'pools must be integers'),
+    'spec-bool-pools': (lambda w: _spec(pools=[True, 2]), ValueError, 'pools must be integers'),
+    'spec-bool-bs': (lambda w: _spec(bs=True), ValueError, 'bs must be an integer'),
+    'spec-one_cycle': (lambda w: _spec(one_cycle='yes'), ValueError, 'one_cycle must be True or False'),
+    'rf-negative': (lambda w: _rf_nm(-44, 'hr'), ValueError, 'at least 1 px'),
+    'fft-subpixel-band': (lambda w: _fft(np.zeros((64, 64)), 1.5, 1.7), ValueError, 'holds no frequency'),
+    'dice-numpy-empty': (lambda w: _dice_score(np.zeros((0, 2, 8, 8)), np.zeros((0, 8, 8))), ValueError, 'empty batch'),
+    'predict-dice-empty': (lambda w: _predict_dice(_m(), np.zeros((0, 32, 32)), np.zeros((0, 32, 32))), ValueError, 'test set is empty'),
+    'predict-shape': (lambda w: _predict(_m(), np.zeros((2, 1, 32, 32))), ValueError, 'got shape (2, 1, 32, 32)'),
+    'collect-missing': (lambda w: _collect(w/'nowhere'), FileNotFoundError, 'is not a folder of runs'),
+    'toy-overwrite': (lambda w: toy_pair(w/'toy'), FileExistsError, 'exists; pass overwrite=True'),
+    'tiff-truncated': (lambda w: _read_image(_write(w/'cut.tif', _tiff_bytes()[:60])), ValueError, 'cut.tif is not a readable TIF'),
+    'png-empty': (lambda w: _read_image(_write(w/'e.png', b'')), ValueError, 'e.png is not a readable PNG'),
+    'png-garbage': (lambda w: _read_image(_write(w/'g.png', b'\x89PNG\r\n\x1a\nnonsense')), ValueError, 'g.png is not a readable PNG'),
+    'grid-repeated-arch': (lambda w: _grid(['hr-small'], [(2, (2, 2)), (2, (2, 2))]), ValueError, 'is given twice'),
+    'grid-repeated-dataset': (lambda w: _grid(['hr-small', 'hr-small'], [(2, (2, 2))]), ValueError, "dataset 'hr-small' is given twice"),
+    'weights-bare-state-dict': (lambda w: _load_weights(_bare(w)), ValueError, 'weights without their architecture'),
+}
+
+
+def _spec(**kw):
+    from temrf.runs import RunSpec
+    return RunSpec('hr-small', **kw)
+def _rf_nm(*a):
+    from temrf.rf import rf_nm
+    return rf_nm(*a)
+def _fft(*a):
+    from temrf.fft import fourier_filter
+    return fourier_filter(*a)
+def _dice_score(*a):
+    from temrf.metrics import dice_score
+    return dice_score(*a)
+def _predict_dice(*a):
+    from temrf.train import predict_dice
+    return predict_dice(*a)
+def _predict(*a):
+    from temrf.model import predict
+    return predict(*a)
+def _collect(p):
+    from temrf.runs import collect
+    return collect(p)
+def _read_image(p):
+    from temrf.io import read_image_file
+    return read_image_file(p)
+def _grid(*a):
+    from temrf.sweep import make_grid
+    return make_grid(*a, seeds=(752,), epochs=1)
+def _load_weights(p):
+    from temrf.model import load_weights
+    return load_weights(p)
+def _write(p, b): p.write_bytes(b); return p
+def _tiff_bytes():
+    import io
+    buf = io.BytesIO(); tifffile.imwrite(buf, np.zeros((16, 16), np.uint16)); return buf.getvalue()
+def _bare(w):
+    p = w/'bare.pth'; torch.save(ResUNet(2, [2, 2]).state_dict(), p); return p
+
+
+@pytest.mark.parametrize('case', list(API))
+def test_api_bad_input(ws, case):
+    f, err, msg = API[case]
+    with pytest.raises(err) as e: f(ws)
+    assert msg in str(e.value) and len(str(e.value).splitlines()) == 1, str(e.value)
+    assert not (ws/'nowhere').exists()
+
+
+def test_crafted_weights_never_run_code(ws, monkeypatch):
+    "Loading stays weights-only even when the environment asks torch for full unpickling"
+    from temrf.runs import load_run
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(ValueError, match='is not a temrf weights file'): load_run(ws/'crafted'/'runs'/'toy_N2_m22_s752')
+    assert not (ws/'PWNED').exists()
+
+
+def test_overwrite_keeps_sweep_table_current(ws, tmp_path, capsys):
+    "A run retrained inside a sweep needs --overwrite, and then the sweep's results.csv shows the new run"
+    from temrf.sweep import make_grid, run_sweep
+    runs = make_grid([str(ws/'toy')], [(2, (2, 2), None)], seeds=(752,), epochs=1, lr=1e-3, patch=64)
+    run_sweep(runs, tmp_path/'sw', engine='inline', progress=False)
+    before = pd.read_csv(tmp_path/'sw'/'results.csv')
+    args = ['train', '--dataset', str(ws/'toy'), '--epochs', '1', '--lr', '1e-3', '--patch', '64', '--out', str(tmp_path/'sw')]
+    assert main(args) == 1 and 'pass --overwrite' in capsys.readouterr().err
+    assert pd.read_csv(tmp_path/'sw'/'results.csv').equals(before)
+    assert main(args + ['--overwrite']) == 0
+    after = pd.read_csv(tmp_path/'sw'/'results.csv')
+    rec = json.loads((tmp_path/'sw'/'runs'/'toy_N2_m22_s752'/'record.json').read_text())
+    assert len(after) == 1 and after.train_time_s[0] == rec['train_time_s'] and after.run_id[0] == rec['run_id']
+
+
+def test_failed_run_leaves_no_run_folder(ws, tmp_path, monkeypatch):
+    "A run that fails in training leaves no run folder, no hidden one, and no output folder it made"
+    import temrf.train as tt
+    def boom(*a, **k): raise RuntimeError('out of memory')
+    monkeypatch.setattr(tt, 'get_learner', boom)
+    with pytest.raises(RuntimeError, match='out of memory'):
+        tt.train_run(str(ws/'toy'), epochs=1, patch=64, out=tmp_path/'o', progress=False)
+    assert not (tmp_path/'o').exists()
+
+
+def test_max_and_avg_pooling_in_one_sweep_and_report(ws, tmp_path):
+    "`temrf train --pool avg --kernel 5` records what it trained; a grid of max and avg pooling reports both"
+    toy_pair(tmp_path/'toy', n_images=12)
+    assert main(['train', '--dataset', str(tmp_path/'toy'), '--epochs', '1', '--lr', '1e-3', '--patch', '128', '--pool', 'avg',
+                 '--kernel', '5', '--out', str(tmp_path/'t')]) == 0
+    rec = json.loads((tmp_path/'t'/'runs'/'toy_N2_a22-k5_s752'/'record.json').read_text())
+    assert (rec['pool'], rec['kernel'], rec['arch'], rec['rf_px']) == ('avg', 5, 'a22-k5', 90)
+    from temrf.sweep import make_grid, run_sweep
+    from temrf.analysis import report_cmd
+    archs = [dict(n_blocks=2, pools=p, pool=t) for t in ('max', 'avg') for p in ((2, 2), (2, 4))]
+    df = run_sweep(make_grid([str(tmp_path/'toy')], archs, seeds=(752,), epochs=1, lr=1e-3, patch=128), tmp_path/'sw',
+                   engine='inline', progress=False)
+    assert list(df.arch) == ['m22', 'm24', 'a22', 'a24'] and list(df.pool) == ['max', 'max', 'avg', 'avg']
+    out = report_cmd(str(tmp_path/'sw'))
+    summary = pd.read_csv(out/'summary.csv')
+    assert set(summary.variant) == {'pooling', 'avg pooling'} and (out/'dice_vs_rf.png').exists()
