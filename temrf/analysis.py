@@ -22,6 +22,7 @@ from scipy.ndimage import uniform_filter
 from .model import ResUNet, predict
 from .rf import parse_arch, receptive_field
 from .io import check_out_dir
+from .guide import needed_rf_table, plot_rf_curves
 from .runs import load_results, load_run
 from .metrics import mask_dice
 from .fft import fourier_filter, band_from_spacings, missed_map, AU_SPACINGS_A
@@ -393,13 +394,23 @@ def _run_figures(df, out, written, data_dir=None):
     t.to_csv(out/'pool_vs_dilation.csv'); written.append(out/'pool_vs_dilation.csv')
 
 # %% ../nbs/09_analysis.ipynb #dd5ca307
+def _has_contrast(df): return 'contrast' in df and pd.to_numeric(df.contrast, errors='coerce').notna().any()
+
+def _contrast_md(df):
+    "The Markdown section on RF by particle contrast: per dataset, the gain from the smallest to the best RF"
+    if not _has_contrast(df): return []
+    t = needed_rf_table(df[df.contrast.notna()])
+    cols = ['dataset', 'contrast', 'fft_dice', 'smallest_rf_dice', 'best_rf_nm', 'best_dice', 'gain', 'needed_rf_nm']
+    return ['## Receptive field by particle contrast', 'Mean test hard dice over seeds; gain: best RF minus smallest RF; '
+            'needed RF: the smallest RF within 0.01 of the best (`temrf.guide`).', _md_table(t[cols])]
+
 def _summary_md(s, df, paper=True):
-    "The Markdown summary: our table and the paper's numbers beside ours"
+    "The Markdown summary: our table, the RF by contrast where known, and the paper's numbers beside ours"
     cols = [c for c in ('dataset', 'variant', 'n_blocks', 'arch', 'rf_px', 'rf_nm', 'n_params', 'n_seeds', 'dice_mean',
                         'dice_std', 'fft_mean') if c in s]
     cmp = paper_comparison(s, paper)
     return '\n\n'.join([f'# temrf results summary\n\n{len(df)} runs; test hard dice, mean +- std over seeds.',
-        _md_table(s[cols]), '## The paper\'s numbers (experimental data, STUDY.md)', _md_table(PAPER_POINTS),
+        _md_table(s[cols]), *_contrast_md(df), '## The paper\'s numbers (experimental data, STUDY.md)', _md_table(PAPER_POINTS),
         '## Ours beside the paper\'s (same dataset and architecture)',
         _md_table(cmp) if len(cmp) else 'No dataset of this table stands for one of the paper\'s.']) + '\n'
 
@@ -430,6 +441,9 @@ def report_cmd(
         s.to_csv(tmp/'summary.csv', index=False); written.append(tmp/'summary.csv')
         (tmp/'summary.md').write_text(_summary_md(s, df, paper)); written.append(tmp/'summary.md')
         _write_fig(plot_dice_vs_rf(df, paper=paper), tmp/'dice_vs_rf.png', written)
+        if _has_contrast(df):
+            _write_fig(plot_rf_curves(df[df.contrast.notna()], title='dice vs receptive field by particle contrast').figure,
+                       tmp/'rf_by_contrast.png', written)
         _run_figures(df, tmp, written, data)
         out.mkdir(exist_ok=True)
         for w in written: os.replace(w, out/w.name)

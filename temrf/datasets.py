@@ -4,25 +4,25 @@
 
 # %% auto #0
 __all__ = ['STUDY_FILES', 'XRAY_THRESHOLD', 'find_pair', 'toy_pair', 'check_data_dir', 'resolve_dataset', 'image_size',
-           'default_patch', 'splits_of', 'get_splits']
+           'default_patch', 'dataset_contrast', 'splits_of', 'get_splits']
 
-# %% ../nbs/06a_datasets.ipynb #e7e3cc1d
+# %% ../nbs/06a_datasets.ipynb #b1ee42b6
 import os
 from pathlib import Path
 
-# %% ../nbs/06a_datasets.ipynb #a159d07d
+# %% ../nbs/06a_datasets.ipynb #53d87bfe
 import numpy as np
 from .io import load_h5_pair, open_h5, read_h5_attrs, save_h5_pair
 from .preprocess import prepare_splits
 from .rf import PIXEL_NM
 from .fft import AU_SPACINGS_A
 
-# %% ../nbs/06a_datasets.ipynb #a22066c9
+# %% ../nbs/06a_datasets.ipynb #cc04f0c5
 STUDY_FILES = {'lr-20nm': 'Au_20nm_87kx_16e', 'hr-2.2nm': 'Au_2p2nm_330kx_423e',
                'hr-5nm': 'Au_5nm_330kx_423e', 'hr-10nm': 'Au_10nm_330kx_423e'}
 XRAY_THRESHOLD = {'hr': 1500, 'lr': 400}  # the study's X-ray thresholds, applied to raw (non-negative) counts
 
-# %% ../nbs/06a_datasets.ipynb #17d59238
+# %% ../nbs/06a_datasets.ipynb #5cd02249
 def find_pair(folder, stem='*'):
     "The `(images_file, labels_file)` pair `<stem>_Images.h5`/`<stem>_Labels.h5` in `folder`"
     folder = Path(folder)
@@ -36,7 +36,7 @@ def find_pair(folder, stem='*'):
     if not lbl.exists(): raise FileNotFoundError(f"{imgs[0]} has no labels file {lbl.name} beside it")
     return imgs[0], lbl
 
-# %% ../nbs/06a_datasets.ipynb #51e6dd1a
+# %% ../nbs/06a_datasets.ipynb #bf460334
 def toy_pair(folder, n_images=5, size=128, seed=0, noise=1.0, pixel_nm=PIXEL_NM['hr'], overwrite=False):
     "Write `n_images` synthetic `size`-px HR images of fringed disks (and labels) to `folder`; return the file pair"
     rng = np.random.default_rng(seed)
@@ -54,7 +54,7 @@ def toy_pair(folder, n_images=5, size=128, seed=0, noise=1.0, pixel_nm=PIXEL_NM[
     return save_h5_pair(imgs, lbls, f/'toy_Images.h5', f/'toy_Labels.h5', attrs=dict(kind='hr', pixel_nm=pixel_nm),
                         overwrite=overwrite)
 
-# %% ../nbs/06a_datasets.ipynb #58bd8ed9
+# %% ../nbs/06a_datasets.ipynb #4574cb9c
 def _kind_pixel(images_file):
     "Kind ('hr'/'lr') and pixel size (nm) of a dataset from the attributes or name of its `images_file`"
     attrs = read_h5_attrs(images_file)
@@ -62,7 +62,7 @@ def _kind_pixel(images_file):
     if kind not in PIXEL_NM: kind = 'lr' if str(kind).lower().startswith('l') else 'hr'
     return kind, float(attrs.get('pixel_nm', PIXEL_NM[kind]))
 
-# %% ../nbs/06a_datasets.ipynb #f2a7974b
+# %% ../nbs/06a_datasets.ipynb #29ee86c3
 def check_data_dir(data_dir):
     "`data_dir` as a `Path` (None stays None) after checking that it is an existing folder"
     if data_dir is None or data_dir == '': return None
@@ -72,21 +72,22 @@ def check_data_dir(data_dir):
                                                "to cache simulated presets in $TEMRF_DATA or ~/.cache/temrf")
     return d
 
-# %% ../nbs/06a_datasets.ipynb #cfd9a144
+# %% ../nbs/06a_datasets.ipynb #eeee5280
 def _where(name, d):
     "('folder'|'study'|'preset', folder or preset name) for dataset `name` with data folder `d`, without reading data"
     p = Path(name).expanduser()
     if p.is_file(): raise NotADirectoryError(f"dataset {name!r} is a file; give the folder that holds <name>_Images.h5 and <name>_Labels.h5")
-    folder = next((q for q in ([p] + ([d/name] if d else [])) if q.is_dir()), None)
-    if folder is not None: return 'folder', folder
+    cands = [q for q in [p] + ([d/name] if d else []) if q.is_dir()]
+    if (folder := next((q for q in cands if any(q.glob('*_Images.h5'))), None)): return 'folder', folder
     if d and name in STUDY_FILES and any(d.glob(f'{STUDY_FILES[name]}_Images.h5')): return 'study', d
-    if os.sep in name or name.endswith('.h5') or name.startswith('.'): raise FileNotFoundError(f"data folder {name!r} does not exist")
     from temrf.sim import PRESETS  # abTEM itself is only needed when a preset must be simulated
-    if name not in PRESETS: raise ValueError(f"unknown dataset {name!r}: give a folder holding "
-        f"<name>_Images.h5/<name>_Labels.h5 or a simulation preset ({', '.join(PRESETS)})")
-    return 'preset', name
+    if name in PRESETS: return 'preset', name  # a preset's name wins over a folder of that name without images
+    if cands: return 'folder', cands[0]
+    if os.sep in name or name.endswith('.h5') or name.startswith('.'): raise FileNotFoundError(f"data folder {name!r} does not exist")
+    raise ValueError(f"unknown dataset {name!r}: give a folder holding "
+                     f"<name>_Images.h5/<name>_Labels.h5 or a simulation preset ({', '.join(PRESETS)})")
 
-# %% ../nbs/06a_datasets.ipynb #c542f478
+# %% ../nbs/06a_datasets.ipynb #11c33eb2
 def resolve_dataset(dataset, data_dir=None):
     "Files, kind, pixel size and origin of `dataset` (a `temrf.sim` preset, or a folder; study files in `data_dir`)"
     name, d = str(dataset), check_data_dir(data_dir)
@@ -99,7 +100,7 @@ def resolve_dataset(dataset, data_dir=None):
     kind, pixel_nm = _kind_pixel(files[0])
     return dict(dataset=name, images_file=files[0], labels_file=files[1], kind=kind, pixel_nm=pixel_nm, origin=origin)
 
-# %% ../nbs/06a_datasets.ipynb #02d2a74f
+# %% ../nbs/06a_datasets.ipynb #c8d15aee
 def image_size(dataset, data_dir=None):
     "Smallest side (px) of the images of `dataset`, from the file header or the preset, without loading or simulating"
     name, d = str(dataset), check_data_dir(data_dir)
@@ -112,23 +113,31 @@ def image_size(dataset, data_dir=None):
         if 'images' not in h: raise ValueError(f"{f} has no dataset 'images'; keys present: {list(h.keys())}")
         return int(min(h['images'].shape[1:]))
 
-# %% ../nbs/06a_datasets.ipynb #7b177d45
+# %% ../nbs/06a_datasets.ipynb #8fee0672
 def default_patch(size, patch=None):
     "The patch size (px) used for images of `size` px: `patch`, else the image size up to the study's 512"
     patch = int(patch or min(512, size))
     if patch > size: raise ValueError(f"patch {patch} px is larger than the {size}-px images; choose a smaller --patch")
     return patch
 
-# %% ../nbs/06a_datasets.ipynb #807df232
+# %% ../nbs/06a_datasets.ipynb #09986969
+def dataset_contrast(images_file, images, labels):
+    "Particle contrast (Fig. 3 measure) stored in `images_file` by the simulator, else measured on `images`, `labels`"
+    from temrf.sim import contrast_figure
+    c = read_h5_attrs(images_file).get('contrast')
+    return round(float(c if c is not None else contrast_figure(images, labels)), 4)
+
+# %% ../nbs/06a_datasets.ipynb #df8a14fa
 def splits_of(info, patch=None, seed=0):
     "The study's `Splits` of the dataset described by `info` (from `resolve_dataset`), `patch`-px patches, data `seed`"
     images, labels = load_h5_pair(info['images_file'], info['labels_file'])
+    info['contrast'] = dataset_contrast(info['images_file'], images, labels)
     patch = default_patch(min(images.shape[1:]), patch)
     xray = XRAY_THRESHOLD[info['kind']] if info['origin'] != 'simulated' and images.min() >= 0 else None
     min_pixels = max(1, round(400*(patch/512)**2))
     return prepare_splits(images, labels, size=patch, min_pixels=min_pixels, xray_threshold=xray, seed=seed)
 
-# %% ../nbs/06a_datasets.ipynb #e7773928
+# %% ../nbs/06a_datasets.ipynb #60ed0fd9
 def get_splits(dataset, data_dir=None, patch=None, seed=0):
     "Train/valid/test `Splits` of `dataset` (preset name or folder) in `patch`-px patches, shuffled with `seed`"
     return splits_of(resolve_dataset(dataset, data_dir), patch=patch, seed=seed)

@@ -7,12 +7,12 @@ __all__ = ['SEEDS', 'SPEC_COLUMNS', 'RESULT_COLUMNS', 'COLUMNS', 'NEEDED', 'RunS
            'device_name', 'record', 'record_row', 'row_record', 'check_new_run', 'start_run', 'finish_run',
            'read_record', 'collect', 'load_results', 'load_run']
 
-# %% ../nbs/06b_runs.ipynb #74677925
+# %% ../nbs/06b_runs.ipynb #6560af70
 import dataclasses, json, math, os, platform, re, shutil, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# %% ../nbs/06b_runs.ipynb #8ee8574f
+# %% ../nbs/06b_runs.ipynb #a8af6948
 import numpy as np
 import pandas as pd
 import torch
@@ -22,10 +22,10 @@ from .io import atomic_write, check_out_dir, read_json, write_json
 from .model import check_arch, load_weights
 from .rf import arch_name, check_fits, receptive_field, rf_nm
 
-# %% ../nbs/06b_runs.ipynb #c748b9b3
+# %% ../nbs/06b_runs.ipynb #50b7acdd
 SEEDS = (752, 2245, 140, 9213, 956)  # the study's five runs per architecture
 
-# %% ../nbs/06b_runs.ipynb #ba6fa884
+# %% ../nbs/06b_runs.ipynb #ad89a040
 def _opt(default, help): return field(default=default, metadata=dict(help=help))
 
 def _ints(v, name):
@@ -50,7 +50,7 @@ def _int(v, name, lo, none=False):
     if not ok or v < lo: raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     return int(v)
 
-# %% ../nbs/06b_runs.ipynb #b9a5ca93
+# %% ../nbs/06b_runs.ipynb #03b534d7
 @dataclass(frozen=True)
 class RunSpec:
     "One training run: dataset, architecture and training settings, validated when made"
@@ -72,7 +72,7 @@ class RunSpec:
     def __post_init__(self):
         for k,v in _validate(self).items(): object.__setattr__(self, k, v)
 
-# %% ../nbs/06b_runs.ipynb #ce33ce48
+# %% ../nbs/06b_runs.ipynb #b53e692f
 def _validate(s):
     "Normalised field values of RunSpec `s`, or a one-line ValueError naming the bad field"
     if not isinstance(s.dataset, (str, os.PathLike)) or not str(s.dataset).strip():
@@ -92,7 +92,7 @@ def _validate(s):
     if v['patch'] is not None: check_fits(v['n_blocks'], v['pools'], v['dilations'], v['patch'], v['kernel'], v['pool'])
     return dict(v, lr=lr, one_cycle=bool(s.one_cycle), eval_model=s.eval_model)
 
-# %% ../nbs/06b_runs.ipynb #22afbaed
+# %% ../nbs/06b_runs.ipynb #42bee8f0
 @fastcore.basics.patch(as_prop=True)
 def arch(self:RunSpec):
     "Name of the architecture, e.g. 'm22', 'a44-k5'"
@@ -109,13 +109,13 @@ def params(self:RunSpec):
     "The spec's fields as JSON-ready values (tuples as lists)"
     return {k: list(v) if isinstance(v, tuple) else v for k,v in dataclasses.asdict(self).items()}
 
-# %% ../nbs/06b_runs.ipynb #04238eea
+# %% ../nbs/06b_runs.ipynb #f0f4d235
 SPEC_COLUMNS = [f.name for f in dataclasses.fields(RunSpec)]
-RESULT_COLUMNS = ['pixel_nm', 'rf_px', 'rf_nm', 'n_params', 'test_hard_dice', 'test_soft_dice', 'fft_dice',
+RESULT_COLUMNS = ['pixel_nm', 'contrast', 'rf_px', 'rf_nm', 'n_params', 'test_hard_dice', 'test_soft_dice', 'fft_dice',
                   'valid_hard_dice', 'n_train', 'n_valid', 'n_test', 'train_time_s', 'device', 'versions', 'run_dir']
 COLUMNS = ['run_id', 'arch'] + SPEC_COLUMNS + RESULT_COLUMNS
 
-# %% ../nbs/06b_runs.ipynb #b27fb92e
+# %% ../nbs/06b_runs.ipynb #fa45c3a0
 def versions():
     "Versions of Python, torch, fastai, fastcore, numpy and temrf, for the record"
     return dict(python=platform.python_version(), torch=torch.__version__, fastai=fastai.__version__,
@@ -125,7 +125,7 @@ def device_name():
     "'cpu', or 'cuda (<GPU name>)' where a GPU is used"
     return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else 'cpu'
 
-# %% ../nbs/06b_runs.ipynb #0f7cbbff
+# %% ../nbs/06b_runs.ipynb #0f999044
 def record(spec, pixel_nm, patch, **results):
     "The result record of `spec` trained on `patch`-px patches at `pixel_nm`, with `results` (keys of `COLUMNS`)"
     bad = set(results) - set(COLUMNS)
@@ -135,7 +135,7 @@ def record(spec, pixel_nm, patch, **results):
                rf_px=rf, rf_nm=round(float(rf_nm(rf, pixel_nm)), 4), versions=versions(), device=device_name(), **results)
     return {k: rec.get(k) for k in COLUMNS}
 
-# %% ../nbs/06b_runs.ipynb #5e74cbca
+# %% ../nbs/06b_runs.ipynb #2e3a7383
 _LISTS, _INTS = ('pools', 'dilations'), ('n_blocks', 'kernel', 'seed', 'epochs', 'bs', 'patch', 'early_stop', 'data_seed',
                                          'rf_px', 'n_params', 'n_train', 'n_valid', 'n_test')
 
@@ -157,7 +157,7 @@ def row_record(row):
     if isinstance(rec.get('one_cycle'), str): rec['one_cycle'] = rec['one_cycle'] == 'True'
     return rec
 
-# %% ../nbs/06b_runs.ipynb #17bcaa4e
+# %% ../nbs/06b_runs.ipynb #6641b8b2
 def check_new_run(out, spec, overwrite=False):
     "Check, changing nothing, that `spec` may be written under `out` (a finished run only with `overwrite`)"
     out = check_out_dir(out, 'output folder')
@@ -185,7 +185,7 @@ def finish_run(tmp, rec):
     os.replace(tmp, final)
     return final
 
-# %% ../nbs/06b_runs.ipynb #e4640c5e
+# %% ../nbs/06b_runs.ipynb #7bc2140d
 def read_record(path):
     "The record in `path` (a record.json), named in the error when damaged"
     return read_json(path, 'run record')
@@ -204,7 +204,7 @@ def collect(out):
     if pyarrow is not None: atomic_write(out/'results.parquet', lambda f: df.to_parquet(f, index=False))
     return df
 
-# %% ../nbs/06b_runs.ipynb #468bc930
+# %% ../nbs/06b_runs.ipynb #7765fb66
 NEEDED = {'dataset': str, 'arch': str, 'n_blocks': int, 'seed': int, 'rf_nm': float, 'test_hard_dice': float}
 
 def _check_results(df, src):
@@ -229,7 +229,7 @@ def _run_path(row, root):
     cands = ([Path(rd), root/rd] if rd else []) + ([root/'runs'/rid] if rid else [])
     return next((str(p) for p in cands if (p/'model.pth').exists() and (p/'record.json').exists()), None)
 
-# %% ../nbs/06b_runs.ipynb #773b77d0
+# %% ../nbs/06b_runs.ipynb #fbcea48b
 def load_results(path):
     "The results table at `path`: a results.csv, or a folder holding results.csv or runs/*/record.json"
     path = Path(path)
@@ -247,7 +247,7 @@ def load_results(path):
     df = _check_results(df, path)
     return df.assign(run_path=[_run_path(r, root) for r in df.to_dict('records')])
 
-# %% ../nbs/06b_runs.ipynb #a20d504e
+# %% ../nbs/06b_runs.ipynb #0caa22dd
 def load_run(run_dir, weights='model'):
     "The trained `ResUNet` (eval mode, CPU) and the record of the run folder `run_dir` (`weights`: 'model' or 'best')"
     run_dir = Path(run_dir)

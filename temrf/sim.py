@@ -414,7 +414,9 @@ def simulate_dataset(kind='hr', diameter_nm=5., n_images=4, size=512, seed=0, pa
     return images, labels, _meta(p, labels, [o[2] for o in out], contrast_figure(images, labels))
 
 # %% ../nbs/02_sim.ipynb #b8c1bc12
-_CONTRAST = ((2., 1000.), (3., 423.), (6., 150.), (10., 50.))   # (support_nm, dose) of hr-contrast-1 .. -4
+_ZONE = dict(zone_fraction=1., tilt_deg=2.)  # every particle within 2 degrees of a zone axis
+_CONTRAST = ((0.5, 4000., _ZONE), (2., 1000., _ZONE), (2., 1000., {}), (6., 150., {}), (10., 50., {}), (14., 25., {}))
+# (support_nm, dose, other knobs) of hr-contrast-1 (highest contrast) .. hr-contrast-6 (lowest)
 PRESETS = {
     'hr-small': dict(kind='hr', diameter_nm=5., n_images=16, size=512, coverage=0.45),
     'lr-small': dict(kind='lr', diameter_nm=20., n_images=16, size=512, coverage=0.35),
@@ -422,8 +424,8 @@ PRESETS = {
     'hr-5nm': dict(kind='hr', diameter_nm=5., n_images=3, size=4096),
     'hr-10nm': dict(kind='hr', diameter_nm=10., n_images=4, size=4096),
     'lr-20nm': dict(kind='lr', diameter_nm=20., n_images=8, size=2048),
-    **{f'hr-contrast-{i+1}': dict(kind='hr', diameter_nm=5., n_images=24, size=512, coverage=0.45, support_nm=s, dose=d)
-       for i, (s, d) in enumerate(_CONTRAST)}}
+    **{f'hr-contrast-{i+1}': dict(kind='hr', diameter_nm=5., n_images=16, size=512, coverage=0.45, support_nm=s, dose=d, **kw)
+       for i, (s, d, kw) in enumerate(_CONTRAST)}}
 
 # %% ../nbs/02_sim.ipynb #397cf55c
 def data_dir(cache_dir=None):
@@ -485,7 +487,7 @@ def simulate_preset(name='hr-small', cache_dir=None, progress=True, overwrite=Fa
     return files
 
 # %% ../nbs/02_sim.ipynb #5805a503
-def simulate_cmd(preset:str='hr-small', # hr-small, lr-small, hr-2.2nm, hr-5nm, hr-10nm, lr-20nm, hr-contrast-1..4
+def simulate_cmd(preset:str='hr-small', # hr-small, lr-small, hr-2.2nm, hr-5nm, hr-10nm, lr-20nm, hr-contrast-1..6
                  out:str=None,          # cache folder (default: $TEMRF_DATA or ~/.cache/temrf)
                  n_images:int=None,     # number of fields (default: the preset's)
                  seed:int=None,         # random seed (default: the preset's)

@@ -106,7 +106,7 @@ def _evaluate(model, splits, pixel_nm, bs=32):
     return dict(test_hard_dice=float(hard.mean()), test_soft_dice=float(soft.mean()),
                 fft_dice=fft_dice(*splits.test, pixel_nm), valid_hard_dice=float(vhard.mean()))
 
-# %% ../nbs/07_train.ipynb #dc467938
+# %% ../nbs/07_train.ipynb #cb180d73
 def check_run(spec, out='.', data_dir=None):
     "The patch size of `spec` after every check that needs no data: output folder, dataset, architecture fit"
     check_out_dir(out, 'output folder')
@@ -134,7 +134,7 @@ def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
         learn.model.load_state_dict(best.state_dict())
         rec = record(spec, info['pixel_nm'], patch, n_params=count_params(best), **_evaluate(best, splits, info['pixel_nm'], spec.bs),
                      **{f'n_{k}': len(getattr(splits, k)[0]) for k in ('train', 'valid', 'test')},
-                     train_time_s=train_time, run_dir=str(out/'runs'/spec.run_id))
+                     contrast=info.get('contrast'), train_time_s=train_time, run_dir=str(out/'runs'/spec.run_id))
         learn.path = finish_run(tmp, rec)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -171,7 +171,7 @@ def show_prediction(model, X, Y, i=0):
         ax.imshow(im, cmap='gray'); ax.set_title(t); ax.axis('off')
     return axs
 
-# %% ../nbs/07_train.ipynb #ded8ffb1
+# %% ../nbs/07_train.ipynb #43d32690
 def _spec_flags(parser):
     "Add one flag per `RunSpec` field to the argparse `parser`"
     import dataclasses

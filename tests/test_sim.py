@@ -132,7 +132,7 @@ def test_presets_are_valid():
         p = sim.preset_params(name)
         assert p['size'] % 512 == 0 and p['n_images'] >= 1
     assert {'hr-small', 'lr-small', 'hr-2.2nm', 'hr-5nm', 'hr-10nm', 'lr-20nm'} <= set(sim.PRESETS)
-    assert [f'hr-contrast-{i}' for i in range(1, 5)] == [k for k in sim.PRESETS if k.startswith('hr-contrast')]
+    assert [f'hr-contrast-{i}' for i in range(1, 7)] == [k for k in sim.PRESETS if k.startswith('hr-contrast')]
     assert sim.preset_params('hr-5nm')['size'] == 4096 and sim.preset_params('lr-20nm')['size'] == 2048
 
 def test_cli(tmp_path, capsys):
