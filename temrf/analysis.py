@@ -449,4 +449,9 @@ def report_cmd(
         for w in written: os.replace(w, out/w.name)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     print(f'temrf report: {len(df)} runs from {results}; wrote to {out}:'); print('\n'.join(f'  {w.name}' for w in written))
+    if _has_contrast(df):
+        t = needed_rf_table(df[df.contrast.notna()])
+        print('test hard dice by particle contrast (gain: best RF minus smallest RF):')
+        for r in t.itertuples(): print(f'  {r.dataset}: contrast {r.contrast:+.2f}, FFT {r.fft_dice:.3f}, smallest RF '
+                                       f'{r.smallest_rf_dice:.3f}, best {r.best_dice:.3f} at {r.best_rf_nm:.2g} nm, gain {r.gain:+.3f}')
     return out
