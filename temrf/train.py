@@ -106,7 +106,7 @@ def _evaluate(model, splits, pixel_nm, bs=32):
     return dict(test_hard_dice=float(hard.mean()), test_soft_dice=float(soft.mean()),
                 fft_dice=fft_dice(*splits.test, pixel_nm), valid_hard_dice=float(vhard.mean()))
 
-# %% ../nbs/07_train.ipynb #cb180d73
+# %% ../nbs/07_train.ipynb #9d886a00
 def check_run(spec, out='.', data_dir=None):
     "The patch size of `spec` after every check that needs no data: output folder, dataset, architecture fit"
     check_out_dir(out, 'output folder')
@@ -171,14 +171,16 @@ def show_prediction(model, X, Y, i=0):
         ax.imshow(im, cmap='gray'); ax.set_title(t); ax.axis('off')
     return axs
 
-# %% ../nbs/07_train.ipynb #43d32690
+# %% ../nbs/07_train.ipynb #8b086801
 def _spec_flags(parser):
     "Add one flag per `RunSpec` field to the argparse `parser`"
     import dataclasses
     for f in dataclasses.fields(RunSpec):
         h = f.metadata.get('help', '')
         if f.default is False: parser.add_argument(f'--{f.name}', action='store_true', help=h)
-        else: parser.add_argument(f'--{f.name}', default=f.default, help=f"{h} (default: {f.default})")
+        else:
+            d = ','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+            parser.add_argument(f'--{f.name}', default=f.default, help=h if d is None else f"{h} (default: {d})")
     return parser
 
 def _train_parser(prog='temrf train'):

@@ -16,7 +16,8 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-ne
 # `api` show_doc blocks, `images` figures (the index's picture of the main result), `tables` (the paper's numbers)
 PAGES = {'index.ipynb': dict(api=0, images=1, tables=0),
          '03_model.ipynb': dict(api=1, images=0, tables=0),
-         '11_figures.ipynb': dict(api=0, images=1, tables=1)}
+         '11_figures.ipynb': dict(api=0, images=1, tables=1),
+         '12_contrast.ipynb': dict(api=0, images=1, tables=1)}
 
 
 @pytest.fixture(scope='module')
