@@ -6,16 +6,16 @@
 __all__ = ['RESULTS', 'load_contrast', 'rf_curves', 'needed_rf_table', 'fit_needed_rf', 'needed_rf', 'plot_needed_rf',
            'plot_rf_curves']
 
-# %% ../nbs/08a_guide.ipynb #fb56126c
+# %% ../nbs/08a_guide.ipynb #72d18e3d
 from pathlib import Path
 
-# %% ../nbs/08a_guide.ipynb #8fe60027
+# %% ../nbs/08a_guide.ipynb #5a6f3ee9
 import numpy as np
 import pandas as pd
 from scipy import stats
 import temrf
 
-# %% ../nbs/08a_guide.ipynb #f51a09b7
+# %% ../nbs/08a_guide.ipynb #35082253
 RESULTS = Path(temrf.__file__).parent/'results'  # the experiment's tables, shipped with temrf
 
 def load_contrast(path=None):
@@ -27,14 +27,14 @@ def load_contrast(path=None):
     if missing: raise ValueError(f"{path} lacks column(s) {', '.join(missing)}: pass a table written by the contrast experiment")
     return df
 
-# %% ../nbs/08a_guide.ipynb #5b0a0e13
+# %% ../nbs/08a_guide.ipynb #225363ae
 def rf_curves(df):
     "Mean and std (over seeds) of the test hard dice per dataset and RF, with the dataset's contrast and FFT dice"
     g = df.groupby(['dataset', 'rf_nm'])
     return g.agg(contrast=('contrast', 'first'), arch=('arch', 'first'), dice_mean=('test_hard_dice', 'mean'),
                  dice_std=('test_hard_dice', 'std'), n_seeds=('seed', 'nunique'), fft_dice=('fft_dice', 'mean')).reset_index()
 
-# %% ../nbs/08a_guide.ipynb #efa3f05b
+# %% ../nbs/08a_guide.ipynb #1f0264cc
 def needed_rf_table(df, tol=0.01):
     "Per dataset: contrast, best RF and dice, and the needed RF (smallest RF within `tol` of the best mean dice)"
     rows = []
@@ -47,7 +47,7 @@ def needed_rf_table(df, tol=0.01):
                          smallest_rf_dice=c.dice_mean.iloc[0], gain=best.dice_mean - c.dice_mean.iloc[0]))
     return pd.DataFrame(rows).sort_values('abs_contrast', ascending=False).reset_index(drop=True)
 
-# %% ../nbs/08a_guide.ipynb #e87481fb
+# %% ../nbs/08a_guide.ipynb #7ed50c9e
 def fit_needed_rf(table):
     "Power law `needed_rf_nm = a * |contrast|**b` fitted in log-log to `table`; returns dict(a, b, spearman, p)"
     x, y = np.log(table.abs_contrast.to_numpy(float)), np.log(table.needed_rf_nm.to_numpy(float))
@@ -56,7 +56,7 @@ def fit_needed_rf(table):
     rho, p = stats.spearmanr(table.abs_contrast, table.needed_rf_nm)
     return dict(a=float(np.exp(loga)), b=float(b), spearman=float(rho), p=float(p))
 
-# %% ../nbs/08a_guide.ipynb #479646a0
+# %% ../nbs/08a_guide.ipynb #f331987b
 def needed_rf(contrast, df=None, tol=0.01):
     "The RF (nm) a dataset of particle `contrast` (Fig. 3 measure) needs, from the stored contrast experiment (or `df`)"
     c = np.abs(np.asarray(contrast, dtype=float))
@@ -67,7 +67,7 @@ def needed_rf(contrast, df=None, tol=0.01):
     r = np.clip(f['a']*c**f['b'], lo, hi)  # no advice beyond the RFs that were measured
     return float(r) if np.ndim(r) == 0 else r
 
-# %% ../nbs/08a_guide.ipynb #f7184bc9
+# %% ../nbs/08a_guide.ipynb #3b9c4ea8
 def plot_needed_rf(table, fit=None, ax=None):
     "Needed RF (nm) against |contrast| per level of `table`, with the fitted power law"
     import matplotlib.pyplot as plt
@@ -78,11 +78,14 @@ def plot_needed_rf(table, fit=None, ax=None):
     xs = np.geomspace(table.abs_contrast.min(), table.abs_contrast.max(), 50)
     ax.plot(xs, fit['a']*xs**fit['b'], '-', color='C3', lw=1,
             label=f"RF = {fit['a']:.2g} |c|^{fit['b']:.2f} (Spearman {fit['spearman']:.2f})")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
     ax.set_xscale('log'); ax.set_yscale('log'); ax.set_xlabel('particle contrast |c| (Fig. 3 measure)')
+    for a in (ax.xaxis, ax.yaxis): a.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}')); a.set_minor_formatter(NullFormatter())
+    ax.set_yticks(sorted(set(table.needed_rf_nm.round(2)) | set(table.best_rf_nm.round(2))))
     ax.set_ylabel('receptive field (nm)'); ax.legend(fontsize=7)
     return ax
 
-# %% ../nbs/08a_guide.ipynb #74e7fb3b
+# %% ../nbs/08a_guide.ipynb #77971f30
 def plot_rf_curves(df, ax=None, title=None):
     "Dice vs RF (nm) per dataset of results `df` (with `contrast`), error bars over seeds, FFT baseline dashed"
     import matplotlib.pyplot as plt
