@@ -55,9 +55,8 @@ def toy_pair(folder, n_images=5, size=128, seed=0, noise=1.0, pixel_nm=PIXEL_NM[
                         overwrite=overwrite)
 
 # %% ../nbs/06a_datasets.ipynb #4574cb9c
-def _kind_pixel(images_file):
-    "Kind ('hr'/'lr') and pixel size (nm) of a dataset from the attributes or name of its `images_file`"
-    attrs = read_h5_attrs(images_file)
+def _kind_pixel(images_file, attrs):
+    "Kind ('hr'/'lr') and pixel size (nm) of a dataset from the `attrs` or name of its `images_file`"
     kind = attrs.get('kind', 'lr' if '87kx' in Path(images_file).name else 'hr')
     if kind not in PIXEL_NM: kind = 'lr' if str(kind).lower().startswith('l') else 'hr'
     return kind, float(attrs.get('pixel_nm', PIXEL_NM[kind]))
@@ -97,8 +96,10 @@ def resolve_dataset(dataset, data_dir=None):
     else:
         from temrf.sim import simulate_preset
         files, origin = tuple(map(Path, simulate_preset(name, cache_dir=d))), 'simulated'
-    kind, pixel_nm = _kind_pixel(files[0])
-    return dict(dataset=name, images_file=files[0], labels_file=files[1], kind=kind, pixel_nm=pixel_nm, origin=origin)
+    attrs = read_h5_attrs(files[0])
+    kind, pixel_nm = _kind_pixel(files[0], attrs)
+    return dict(dataset=name, images_file=files[0], labels_file=files[1], kind=kind, pixel_nm=pixel_nm, origin=origin,
+                contrast=attrs.get('contrast'))
 
 # %% ../nbs/06a_datasets.ipynb #c8d15aee
 def image_size(dataset, data_dir=None):
@@ -121,17 +122,17 @@ def default_patch(size, patch=None):
     return patch
 
 # %% ../nbs/06a_datasets.ipynb #09986969
-def dataset_contrast(images_file, images, labels):
-    "Particle contrast (Fig. 3 measure) stored in `images_file` by the simulator, else measured on `images`, `labels`"
+def dataset_contrast(info, images, labels):
+    "Particle contrast (Fig. 3 measure) the simulator stored in `info`, else measured on `images`, `labels`"
     from temrf.sim import contrast_figure
-    c = read_h5_attrs(images_file).get('contrast')
+    c = info.get('contrast')
     return round(float(c if c is not None else contrast_figure(images, labels)), 4)
 
 # %% ../nbs/06a_datasets.ipynb #df8a14fa
 def splits_of(info, patch=None, seed=0):
     "The study's `Splits` of the dataset described by `info` (from `resolve_dataset`), `patch`-px patches, data `seed`"
     images, labels = load_h5_pair(info['images_file'], info['labels_file'])
-    info['contrast'] = dataset_contrast(info['images_file'], images, labels)
+    info['contrast'] = dataset_contrast(info, images, labels)
     patch = default_patch(min(images.shape[1:]), patch)
     xray = XRAY_THRESHOLD[info['kind']] if info['origin'] != 'simulated' and images.min() >= 0 else None
     min_pixels = max(1, round(400*(patch/512)**2))

@@ -7,6 +7,7 @@ __all__ = ['RESULTS', 'load_contrast', 'rf_curves', 'needed_rf_table', 'fit_need
            'plot_rf_curves']
 
 # %% ../nbs/08a_guide.ipynb #72d18e3d
+from functools import lru_cache
 from pathlib import Path
 
 # %% ../nbs/08a_guide.ipynb #5a6f3ee9
@@ -57,13 +58,20 @@ def fit_needed_rf(table):
     return dict(a=float(np.exp(loga)), b=float(b), spearman=float(rho), p=float(p))
 
 # %% ../nbs/08a_guide.ipynb #f331987b
+def _fit_range(t):
+    "The fit of needed-RF table `t` and the range of RFs it was measured on"
+    return fit_needed_rf(t), t.needed_rf_nm.min(), t.needed_rf_nm.max()
+
+@lru_cache(maxsize=None)
+def _stored_fit(tol):
+    "`_fit_range` of the stored contrast experiment, read once"
+    return _fit_range(needed_rf_table(load_contrast(), tol))
+
 def needed_rf(contrast, df=None, tol=0.01):
     "The RF (nm) a dataset of particle `contrast` (Fig. 3 measure) needs, from the stored contrast experiment (or `df`)"
     c = np.abs(np.asarray(contrast, dtype=float))
     if not np.all(np.isfinite(c)) or np.any(c == 0): raise ValueError(f"contrast must be a non-zero number (the Fig. 3 measure), got {contrast!r}")
-    t = needed_rf_table(load_contrast() if df is None else df, tol)
-    f = fit_needed_rf(t)
-    lo, hi = t.needed_rf_nm.min(), t.needed_rf_nm.max()
+    f, lo, hi = _stored_fit(tol) if df is None else _fit_range(needed_rf_table(df, tol))
     r = np.clip(f['a']*c**f['b'], lo, hi)  # no advice beyond the RFs that were measured
     return float(r) if np.ndim(r) == 0 else r
 

@@ -216,7 +216,7 @@ def _check_results(df, src):
     for c,t in NEEDED.items():
         if t is str: continue
         v = pd.to_numeric(df[c], errors='coerce')
-        bad = v.isna() & df[c].notna() | (v.isna() if c != 'test_hard_dice' else False)
+        bad = v.isna() & df[c].notna() if c == 'test_hard_dice' else v.isna()  # a missing dice is a failed run
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise ValueError(f"{src}: column {c} must hold numbers, row {i+1} has {df[c].iloc[i]!r}; fix or remove that row")

@@ -12,7 +12,14 @@ import torch
 
 from temrf.cli import main
 from temrf.datasets import toy_pair
-from temrf.model import ResUNet, save_weights
+from temrf.fft import fourier_filter
+from temrf.io import read_image_file
+from temrf.metrics import dice_score
+from temrf.model import ResUNet, load_weights, predict, save_weights
+from temrf.rf import rf_nm
+from temrf.runs import RunSpec, collect
+from temrf.sweep import make_grid
+from temrf.train import predict_dice
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -199,56 +206,26 @@ API = {
     'resunet-odd-size': (lambda w: _m()(torch.zeros(1, 1, 30, 32)), ValueError, 'crop or pad to 28 or 32'),
     'resunet-bool-pools': (lambda w: ResUNet(2, [True, 2]), ValueError, 'not booleans'),
     'resunet-float-pools': (lambda w: ResUNet(2, (2.5, 2)), ValueError, 'sequence of ints'),
-    'spec-float-pools': (lambda w: _spec(pools=(2.5, 2)), ValueError, 'pools must be integers'),
-    'spec-bool-pools': (lambda w: _spec(pools=[True, 2]), ValueError, 'pools must be integers'),
-    'spec-bool-bs': (lambda w: _spec(bs=True), ValueError, 'bs must be an integer'),
-    'spec-one_cycle': (lambda w: _spec(one_cycle='yes'), ValueError, 'one_cycle must be True or False'),
-    'rf-negative': (lambda w: _rf_nm(-44, 'hr'), ValueError, 'at least 1 px'),
-    'fft-subpixel-band': (lambda w: _fft(np.zeros((64, 64)), 1.5, 1.7), ValueError, 'holds no frequency'),
-    'dice-numpy-empty': (lambda w: _dice_score(np.zeros((0, 2, 8, 8)), np.zeros((0, 8, 8))), ValueError, 'empty batch'),
-    'predict-dice-empty': (lambda w: _predict_dice(_m(), np.zeros((0, 32, 32)), np.zeros((0, 32, 32))), ValueError, 'test set is empty'),
-    'predict-shape': (lambda w: _predict(_m(), np.zeros((2, 1, 32, 32))), ValueError, 'got shape (2, 1, 32, 32)'),
-    'collect-missing': (lambda w: _collect(w/'nowhere'), FileNotFoundError, 'is not a folder of runs'),
+    'spec-float-pools': (lambda w: RunSpec('hr-small', pools=(2.5, 2)), ValueError, 'pools must be integers'),
+    'spec-bool-pools': (lambda w: RunSpec('hr-small', pools=[True, 2]), ValueError, 'pools must be integers'),
+    'spec-bool-bs': (lambda w: RunSpec('hr-small', bs=True), ValueError, 'bs must be an integer'),
+    'spec-one_cycle': (lambda w: RunSpec('hr-small', one_cycle='yes'), ValueError, 'one_cycle must be True or False'),
+    'rf-negative': (lambda w: rf_nm(-44, 'hr'), ValueError, 'at least 1 px'),
+    'fft-subpixel-band': (lambda w: fourier_filter(np.zeros((64, 64)), 1.5, 1.7), ValueError, 'holds no frequency'),
+    'dice-numpy-empty': (lambda w: dice_score(np.zeros((0, 2, 8, 8)), np.zeros((0, 8, 8))), ValueError, 'empty batch'),
+    'predict-dice-empty': (lambda w: predict_dice(_m(), np.zeros((0, 32, 32)), np.zeros((0, 32, 32))), ValueError, 'test set is empty'),
+    'predict-shape': (lambda w: predict(_m(), np.zeros((2, 1, 32, 32))), ValueError, 'got shape (2, 1, 32, 32)'),
+    'collect-missing': (lambda w: collect(w/'nowhere'), FileNotFoundError, 'is not a folder of runs'),
     'toy-overwrite': (lambda w: toy_pair(w/'toy'), FileExistsError, 'exists; pass overwrite=True'),
-    'tiff-truncated': (lambda w: _read_image(_write(w/'cut.tif', _tiff_bytes()[:60])), ValueError, 'cut.tif is not a readable TIF'),
-    'png-empty': (lambda w: _read_image(_write(w/'e.png', b'')), ValueError, 'e.png is not a readable PNG'),
-    'png-garbage': (lambda w: _read_image(_write(w/'g.png', b'\x89PNG\r\n\x1a\nnonsense')), ValueError, 'g.png is not a readable PNG'),
-    'grid-repeated-arch': (lambda w: _grid(['hr-small'], [(2, (2, 2)), (2, (2, 2))]), ValueError, 'is given twice'),
-    'grid-repeated-dataset': (lambda w: _grid(['hr-small', 'hr-small'], [(2, (2, 2))]), ValueError, "dataset 'hr-small' is given twice"),
-    'weights-bare-state-dict': (lambda w: _load_weights(_bare(w)), ValueError, 'weights without their architecture'),
+    'tiff-truncated': (lambda w: read_image_file(_write(w/'cut.tif', _tiff_bytes()[:60])), ValueError, 'cut.tif is not a readable TIF'),
+    'png-empty': (lambda w: read_image_file(_write(w/'e.png', b'')), ValueError, 'e.png is not a readable PNG'),
+    'png-garbage': (lambda w: read_image_file(_write(w/'g.png', b'\x89PNG\r\n\x1a\nnonsense')), ValueError, 'g.png is not a readable PNG'),
+    'grid-repeated-arch': (lambda w: make_grid(['hr-small'], [(2, (2, 2)), (2, (2, 2))], seeds=(752,), epochs=1), ValueError, 'is given twice'),
+    'grid-repeated-dataset': (lambda w: make_grid(['hr-small', 'hr-small'], [(2, (2, 2))], seeds=(752,), epochs=1), ValueError, "dataset 'hr-small' is given twice"),
+    'weights-bare-state-dict': (lambda w: load_weights(_bare(w)), ValueError, 'weights without their architecture'),
 }
 
 
-def _spec(**kw):
-    from temrf.runs import RunSpec
-    return RunSpec('hr-small', **kw)
-def _rf_nm(*a):
-    from temrf.rf import rf_nm
-    return rf_nm(*a)
-def _fft(*a):
-    from temrf.fft import fourier_filter
-    return fourier_filter(*a)
-def _dice_score(*a):
-    from temrf.metrics import dice_score
-    return dice_score(*a)
-def _predict_dice(*a):
-    from temrf.train import predict_dice
-    return predict_dice(*a)
-def _predict(*a):
-    from temrf.model import predict
-    return predict(*a)
-def _collect(p):
-    from temrf.runs import collect
-    return collect(p)
-def _read_image(p):
-    from temrf.io import read_image_file
-    return read_image_file(p)
-def _grid(*a):
-    from temrf.sweep import make_grid
-    return make_grid(*a, seeds=(752,), epochs=1)
-def _load_weights(p):
-    from temrf.model import load_weights
-    return load_weights(p)
 def _write(p, b): p.write_bytes(b); return p
 def _tiff_bytes():
     import io
@@ -275,7 +252,7 @@ def test_crafted_weights_never_run_code(ws, monkeypatch):
 
 def test_overwrite_keeps_sweep_table_current(ws, tmp_path, capsys):
     "A run retrained inside a sweep needs --overwrite, and then the sweep's results.csv shows the new run"
-    from temrf.sweep import make_grid, run_sweep
+    from temrf.sweep import run_sweep
     runs = make_grid([str(ws/'toy')], [(2, (2, 2), None)], seeds=(752,), epochs=1, lr=1e-3, patch=64)
     run_sweep(runs, tmp_path/'sw', engine='inline', progress=False)
     before = pd.read_csv(tmp_path/'sw'/'results.csv')
@@ -305,7 +282,7 @@ def test_max_and_avg_pooling_in_one_sweep_and_report(ws, tmp_path):
                  '--kernel', '5', '--out', str(tmp_path/'t')]) == 0
     rec = json.loads((tmp_path/'t'/'runs'/'toy_N2_a22-k5_s752'/'record.json').read_text())
     assert (rec['pool'], rec['kernel'], rec['arch'], rec['rf_px']) == ('avg', 5, 'a22-k5', 90)
-    from temrf.sweep import make_grid, run_sweep
+    from temrf.sweep import run_sweep
     from temrf.analysis import report_cmd
     archs = [dict(n_blocks=2, pools=p, pool=t) for t in ('max', 'avg') for p in ((2, 2), (2, 4))]
     df = run_sweep(make_grid([str(tmp_path/'toy')], archs, seeds=(752,), epochs=1, lr=1e-3, patch=128), tmp_path/'sw',
