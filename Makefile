@@ -47,12 +47,14 @@ docs: setup
 	else $(BIN)/python tools/docs.py && $(BIN)/python tools/docs.py readme; fi
 
 # Store the figures and tables the docs show (run after `make demo`, so the figures page uses its results).
-DOC_NBS ?= nbs/index.ipynb nbs/01_preprocess.ipynb nbs/02_sim.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb nbs/06_fft.ipynb nbs/08a_guide.ipynb nbs/12_contrast.ipynb
+DOC_NBS ?= nbs/index.ipynb nbs/01_preprocess.ipynb nbs/02_sim.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb nbs/06_fft.ipynb nbs/08a_guide.ipynb nbs/12_contrast.ipynb nbs/14_infer.ipynb nbs/15_particles.ipynb nbs/16_models.ipynb
 outputs: setup
 	$(BIN)/python tools/store_outputs.py $(DOC_NBS)
 	TEMRF_RESULTS=$(abspath $(OUT)) $(BIN)/python tools/store_outputs.py --slow nbs/11_figures.ipynb
 	$(BIN)/nbdev_clean
 
-# Seconds per step of the simulator, x-ray removal and training, with ratios against baselines timed in the same run.
+# Seconds per step of the simulator, x-ray removal and training, and time and peak memory of segmenting 2048-8192 px
+# micrographs and a 100-frame stack, with ratios against baselines timed in the same run.
 bench: setup
 	$(BIN)/python benchmarks/speed.py
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python benchmarks/infer.py

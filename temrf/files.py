@@ -62,7 +62,7 @@ def square_pixels(data, size, file='the file', resample=False):
     if abs(py - px) <= 1e-3 * max(py, px): return data, (py + px) / 2, {}
     fine = min(py, px)
     if not resample:
-        raise ValueError(f"{file} has non-square pixels ({py:.4g} nm high, {px:.4g} nm wide); pass resample=True to resample it to square {fine:.4g} nm pixels (or give pixel_nm=... if the calibration is wrong)")
+        raise ValueError(f"{file} has non-square pixels ({py:.4g} nm high, {px:.4g} nm wide); pass --resample (resample=True) to resample it to square {fine:.4g} nm pixels, or --pixel-size NM if the calibration is wrong")
     zoom = (1,) * (data.ndim - 2) + (py / fine, px / fine)
     out = scipy.ndimage.zoom(np.asarray(data, np.float32), zoom, order=1, mode='nearest', grid_mode=True)
     return out, fine, dict(resampled=f"non-square {py:.4g} x {px:.4g} nm pixels (y x) resampled to square {fine:.4g} nm pixels, {data.shape[-2:]} -> {out.shape[-2:]} (linear)")

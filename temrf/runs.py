@@ -69,6 +69,7 @@ class RunSpec:
     eval_model: str = _opt('last', "weights to evaluate: 'last' or 'best' (by validation loss)")
     early_stop: int = _opt(None, 'stop after this many epochs without a better validation loss')
     data_seed: int = _opt(0, 'seed of the shuffle of the patches (the same for every run of a sweep)')
+    init: str = _opt(None, "start from these weights: a shipped model ('hr-au', 'lr-au') or a model file (fine-tuning)")
     def __post_init__(self):
         for k,v in _validate(self).items(): object.__setattr__(self, k, v)
 
@@ -81,7 +82,8 @@ def _validate(s):
              dilations=None if s.dilations in (None, '') else _ints(s.dilations, 'dilations'),
              pool=s.pool, kernel=_int(s.kernel, 'kernel', 1), seed=_int(s.seed, 'seed', 0),
              epochs=_int(s.epochs, 'epochs', 1), bs=_int(s.bs, 'bs', 1), patch=_int(s.patch, 'patch', 8, none=True),
-             early_stop=_int(s.early_stop, 'early_stop', 1, none=True), data_seed=_int(s.data_seed, 'data_seed', 0))
+             early_stop=_int(s.early_stop, 'early_stop', 1, none=True), data_seed=_int(s.data_seed, 'data_seed', 0),
+             init=None if s.init in (None, '') else str(s.init))
     check_arch(v['n_blocks'], v['pools'], v['dilations'], v['kernel'], v['pool'])
     try: lr = float(s.lr)
     except (TypeError, ValueError): lr = float('nan')
@@ -102,7 +104,8 @@ def arch(self:RunSpec):
 def run_id(self:RunSpec):
     "Run id from the parameters, e.g. 'hr-small_N2_m22_s752' (a folder dataset contributes its name)"
     ds = re.sub(r'[^A-Za-z0-9.+-]+', '-', Path(self.dataset).name) or 'data'
-    return f"{ds}_N{self.n_blocks}_{self.arch}_s{self.seed}"
+    init = '' if self.init is None else '_from-' + (re.sub(r'[^A-Za-z0-9.+-]+', '-', Path(self.init).stem) or 'init')
+    return f"{ds}_N{self.n_blocks}_{self.arch}_s{self.seed}{init}"
 
 @fastcore.basics.patch
 def params(self:RunSpec):

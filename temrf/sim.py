@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['PIXEL_NM', 'AU_LATTICE_A', 'SIM_VERSION', 'SHAPES', 'HR_DEFAULTS', 'LR_DEFAULTS', 'PRESETS', 'au_cluster',
-           'particle_rotation', 'hull_polygon', 'hull_mask', 'place_particles', 'amorphous_carbon', 'hr_sample',
-           'hr_intensity', 'poisson_counts', 'detect', 'hr_field', 'shape_planes', 'chord_lengths', 'random_field',
-           'lr_particle', 'lr_thickness', 'lr_field', 'contrast_figure', 'sim_params', 'simulate_field',
+           'particle_rotation', 'hull_polygon', 'hull_mask', 'place_particles', 'particle_truth', 'amorphous_carbon',
+           'hr_sample', 'hr_intensity', 'poisson_counts', 'detect', 'hr_field', 'shape_planes', 'chord_lengths',
+           'random_field', 'lr_particle', 'lr_thickness', 'lr_field', 'contrast_figure', 'sim_params', 'simulate_field',
            'simulate_dataset', 'data_dir', 'preset_params', 'params_hash', 'file_names', 'simulate_preset',
            'simulate_cmd', 'show_dataset']
 
@@ -123,6 +123,14 @@ def place_particles(polys, size, rng, tries=100):
         idx.append(i); centres.append(c)
     return np.array(idx, int), np.array(centres).reshape(-1, 2)
 
+# %% ../nbs/02_sim.ipynb #bb30697f
+def particle_truth(centre_px, pixel_nm, diameter_nm, footprint_px, shape):
+    "Record of one placed particle: centre (nm, x = column), `diameter_nm`, footprint ECD (nm), `shape`."
+    r4 = lambda v: round(float(v), 4)
+    ecd = 2*np.sqrt(ConvexHull(footprint_px).volume/np.pi)*pixel_nm  # a 2D hull's volume is its area
+    return dict(x_nm=r4(centre_px[0]*pixel_nm), y_nm=r4(centre_px[1]*pixel_nm), diameter_nm=r4(diameter_nm),
+                ecd_nm=r4(ecd), shape=shape)
+
 # %% ../nbs/02_sim.ipynb #27103b4a
 def _clash_free(p, dmin, box):
     "Rows of `p` left after dropping one atom of every pair closer than `dmin` (periodic `box`)."
@@ -171,36 +179,39 @@ def _draw_shapes(n, shapes, rng):
 
 # %% ../nbs/02_sim.ipynb #e7dc56e8
 def _hr_particles(size, diameter_nm, rng, p, centres_nm=None):
-    "Atom positions (Å, about each particle's centre) and xy centres (px) of the particles of one field."
+    "Atom positions (Å, about each particle's centre), xy centres (px) and shapes of the particles of one field."
     px = p['pixel_nm']*10
     n = len(centres_nm) if centres_nm is not None else _n_particles(size*px/10, diameter_nm, p['coverage'])
     ds, shapes = _draw_diameters(n, diameter_nm, p['size_spread'], rng), _draw_shapes(n, p['shapes'], rng)
     parts = [particle_rotation(rng, s, p['zone_fraction'], p['tilt_deg']).apply(au_cluster(s, d))
              for s, d in zip(shapes, ds)]
-    if centres_nm is not None: return parts, np.asarray(centres_nm, float)*10/px
+    if centres_nm is not None: return parts, np.asarray(centres_nm, float)*10/px, shapes
     pad = (p['label_pad_nm'] + p['gap_nm']/2)*10/px
     idx, centres = place_particles([hull_polygon(q[:, :2]/px, pad) for q in parts], size, rng)
-    return [parts[i] for i in idx], centres
+    return [parts[i] for i in idx], centres, [shapes[i] for i in idx]
 
 # %% ../nbs/02_sim.ipynb #1de1def7
 def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
-    "ASE `Atoms` of Au particles on amorphous carbon for one `size` px field, its label mask and particle count."
+    "ASE `Atoms` of Au particles on amorphous carbon for one `size` px field, its label mask and particle records."
     from ase import Atoms
     px, L = p['pixel_nm']*10, size*p['pixel_nm']*10          # Å
-    parts, centres = _hr_particles(size, diameter_nm, rng, p, centres_nm)
+    parts, centres, shapes = _hr_particles(size, diameter_nm, rng, p, centres_nm)
+    pad = p['label_pad_nm']*10/px
+    truth = [particle_truth(c, p['pixel_nm'], _eq_diameter_nm(len(q)), hull_polygon(q[:, :2]/px, pad), s)
+             for q, c, s in zip(parts, centres, shapes)]
     top = max([np.ptp(q[:, 2]) for q in parts] + [0]) + 4      # room above the support (Å)
     t_c = p['support_nm']*10
     carbon = amorphous_carbon(L, t_c, rng, p['carbon_density']) if t_c > 0 else np.zeros((0, 3))
     label, au = np.zeros((size, size), bool), []
     for q, c in zip(parts, centres):
         q = q + [c[0]*px, c[1]*px, 2 - q[:, 2].min()]           # particles from z = 2 Å, above the support
-        hull_mask(q[:, :2]/px, label.shape, p['label_pad_nm']*10/px, out=label)
+        hull_mask(q[:, :2]/px, label.shape, pad, out=label)
         au.append(q)
     au = np.concatenate(au) if au else np.zeros((0, 3))
     carbon[:, 2] += top
     atoms = Atoms(numbers=[79]*len(au) + [6]*len(carbon), positions=np.concatenate([au, carbon]),
                   cell=[L, L, top + t_c + 2], pbc=True)
-    return atoms, label, len(parts)
+    return atoms, label, truth
 
 # %% ../nbs/02_sim.ipynb #81a8797e
 def hr_intensity(atoms, gpts, p, defocus_nm, seed=0):
@@ -246,12 +257,13 @@ def detect(intensity, dose, pixel_nm, rng, oversample=1, mtf_px=0.):
 # %% ../nbs/02_sim.ipynb #e77bf185
 def hr_field(size, diameter_nm, rng, p, centres_nm=None):
     "One HRTEM field: (image float32 counts, label uint8, info dict), `size` px, particles of `diameter_nm`."
-    atoms, label, n = hr_sample(size, diameter_nm, rng, p, centres_nm)
+    atoms, label, truth = hr_sample(size, diameter_nm, rng, p, centres_nm)
     df = float(rng.normal(p['defocus_nm'], p['defocus_spread_nm']))
     img = hr_intensity(atoms, size*p['oversample'], p, df, seed=int(rng.integers(2**31)))
     img = ndimage.gaussian_filter(img, p['image_spread_nm']/p['pixel_nm']*p['oversample'], mode='wrap')
     img = detect(img, p['dose'], p['pixel_nm'], rng, p['oversample'], p['mtf_px'])
-    return img, label.astype(np.uint8), dict(n_particles=n, defocus_nm=round(df, 3), n_atoms=len(atoms))
+    info = dict(n_particles=len(truth), defocus_nm=round(df, 3), n_atoms=len(atoms), particles=truth)
+    return img, label.astype(np.uint8), info
 
 # %% ../nbs/02_sim.ipynb #fcbd1f46
 def _signed_perms(v, cyclic=True):
@@ -314,7 +326,7 @@ def lr_particle(shape, diameter_nm, rng, jitter=0.05):
 
 # %% ../nbs/02_sim.ipynb #a894f18c
 def lr_thickness(size, diameter_nm, rng, p, centres_nm=None):
-    "Projected Au thickness (nm, rows = y) of the faceted particles of one `size` px field, and their count."
+    "Projected Au thickness (nm, rows = y) of the faceted particles of one `size` px field, and their records."
     px = p['pixel_nm']
     n = len(centres_nm) if centres_nm is not None else _n_particles(size*px, diameter_nm, p['coverage'])
     ds, shapes = _draw_diameters(n, diameter_nm, p['size_spread'], rng), _draw_shapes(n, p['shapes'], rng)
@@ -329,19 +341,21 @@ def lr_thickness(size, diameter_nm, rng, p, centres_nm=None):
         yy, xx = np.mgrid[lo[1]:hi[1], lo[0]:hi[0]]
         xy = np.stack([xx.ravel() - c[0], yy.ravel() - c[1]], 1)*px
         t[lo[1]:hi[1], lo[0]:hi[0]] += chord_lengths(nrm, off, xy).reshape(xx.shape)
-    return t, len(idx)
+    truth = [particle_truth(c, px, (6*ConvexHull(parts[i][2]).volume/np.pi)**(1/3), parts[i][2][:, :2]/px, shapes[i])
+             for i, c in zip(idx, centres)]
+    return t, truth
 
 # %% ../nbs/02_sim.ipynb #946e1573
 def lr_field(size, diameter_nm, rng, p, centres_nm=None):
     "One low-res TEM field: (image float32 counts, label uint8, info dict) by mass-thickness contrast."
-    t_au, n = lr_thickness(size, diameter_nm, rng, p, centres_nm)
+    t_au, truth = lr_thickness(size, diameter_nm, rng, p, centres_nm)
     px = p['pixel_nm']
     t_c = p['support_nm']*(1 + p['support_var']*random_field((size, size), p['support_corr_nm']/px, rng)
                            + p['grain']*random_field((size, size), p['grain_nm']/px, rng))
     img = np.exp(-t_au/p['mfp_au_nm'] - np.clip(t_c, 0, None)/p['mfp_c_nm'])
     if p['blur_px'] > 0: img = ndimage.gaussian_filter(img, p['blur_px'], mode='wrap')
     img = detect(img, p['dose'], px, rng, mtf_px=p['mtf_px'])
-    return img, (t_au > 0).astype(np.uint8), dict(n_particles=n)
+    return img, (t_au > 0).astype(np.uint8), dict(n_particles=len(truth), particles=truth)
 
 # %% ../nbs/02_sim.ipynb #deb540de
 def contrast_figure(images, labels, max_pixels=2**22):

@@ -13,6 +13,7 @@ import torch
 from temrf.cli import main
 from temrf.datasets import toy_pair
 from temrf.fft import fourier_filter
+from temrf.files import save_tiff
 from temrf.io import read_image_file
 from temrf.metrics import dice_score
 from temrf.model import ResUNet, load_weights, predict, save_weights
@@ -69,6 +70,13 @@ def ws(tmp_path_factory):
     pd.DataFrame([dict(dataset='a', arch='m22')]).to_csv(w/'fewcols.csv', index=False)
     pd.DataFrame(columns=list(row)).to_csv(w/'norows.csv', index=False)
     (w/'binary.csv').write_bytes(bytes(range(256)) * 4)
+    # micrographs for temrf segment and temrf rf suggest
+    img = np.random.default_rng(0).poisson(100, (64, 64)).astype(np.float32)
+    save_tiff(w/'img.tif', img, pixel_nm=0.1243)
+    np.save(w/'raw.npy', img)
+    np.save(w/'nanimg.npy', np.where(np.eye(64, dtype=bool), np.nan, img))
+    (w/'notes.xyz').write_text('not an image')
+    (w/'earlier').mkdir(); (w/'earlier'/'img_mask.tif').write_bytes(b'a user\'s earlier result')
     return w
 
 
@@ -168,6 +176,18 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'simulate-n_images': ('simulate --preset lr-small --n_images 0 --out {w}/sim', 'n_images=0 must be at least 1'),
     'simulate-size': ('simulate --preset lr-small --size 8 --out {w}/sim', 'size=8 px is too small'),
     'command-unknown': ('fit', "unknown command 'fit'"),
+    'segment-unknown-type': ('segment {w}/notes.xyz --out {w}/seg', 'temrf cannot read .xyz files'),
+    'segment-missing-file': ('segment {w}/gone.tif --out {w}/seg', 'gone.tif does not exist'),
+    'segment-nan': ('segment {w}/nanimg.npy --model lr-au --out {w}/seg', 'has 64 NaN or infinite pixels'),
+    'segment-no-calibration': ('segment {w}/raw.npy --stats --out {w}/seg', 'raw.npy has no pixel calibration; give the pixel size with --pixel-size'),
+    'segment-not-a-model': ('segment {w}/img.tif --model {w}/afile --out {w}/seg', 'neither a temrf model file nor a study checkpoint'),
+    'segment-unknown-model': ('segment {w}/img.tif --model au-hr --out {w}/seg', "model 'au-hr' is neither a shipped model"),
+    'segment-crafted-model': ('segment {w}/img.tif --model {w}/crafted/runs/toy_N2_m22_s752 --out {w}/seg', 'neither a temrf model file nor a study checkpoint'),
+    'segment-earlier-results': ('segment {w}/img.tif --model lr-au --out {w}/earlier', 'holds earlier results; choose another --out or pass --overwrite'),
+    'segment-same-names': ('segment {w}/img.tif {w}/img.tif --out {w}/seg', "two inputs are named 'img'"),
+    'segment-tile': ('segment {w}/img.tif --model lr-au --tile 0 --out {w}/seg', 'tile=0 must be a positive size'),
+    'rf-suggest-no-calibration': ('rf suggest {w}/raw.npy', 'raw.npy has no pixel calibration'),
+    'rf-of-pools': ('rf of --blocks 2 --pools 4', 'pools needs one size per block'),
 }
 
 

@@ -193,7 +193,7 @@ def test_tiff_digitalmicrograph(hs):
     m = read_micrograph(t/'test_loading_image_saved_with_DM.tif')
     assert m.meta['calibration'] == 'vendor tags (RosettaSciIO)' and m.pixel_nm == pytest.approx(168.67, abs=1e-2)
     # test_read_unit_from_DM_stack: x 0.16867 µm, y 1.68674 µm: non-square pixels
-    with pytest.raises(ValueError, match=r'DM_stack\.tif has non-square pixels \(1687 nm high, 168.7 nm wide\); pass resample=True'):
+    with pytest.raises(ValueError, match=r'DM_stack\.tif has non-square pixels \(1687 nm high, 168.7 nm wide\); pass --resample \(resample=True\)'):
         read_micrograph(t/'test_loading_image_saved_with_DM_stack.tif')
     m = read_micrograph(t/'test_loading_image_saved_with_DM_stack.tif', resample=True)
     assert m.data.shape == (2, 680, 68) and m.pixel_nm == pytest.approx(168.674, abs=1e-2) and 'resampled' in m.meta

@@ -1,0 +1,47 @@
+"""temrf inference benchmark: `python benchmarks/infer.py` segments simulated-size micrographs (2048, 4096, 8192 px) with
+N=2 and N=4 networks, whole or in seamless tiles, each in a fresh process so that its peak memory (max RSS) is its own,
+and a 100-frame 1024 px stack; ratios are against the same process's memory after imports and, for time, against a
+plain whole-image forward pass (`temrf.model.predict`) of a 2048 px image measured in the same run.
+Threads: $OMP_NUM_THREADS (default 2, this machine's cores)."""
+import json, os, resource, subprocess, sys, time
+
+CASES = [('hr-au', 2048, None), ('hr-au', 2048, 512), ('hr-au', 4096, None), ('hr-au', 4096, 2048), ('hr-au', 8192, None),
+         ('N4', 2048, None), ('N4', 4096, None), ('N4', 8192, None)]  # tile None: whole frames up to 2048 px, else 1024 px tiles
+
+def child(model, size, tile, frames=1):
+    "Run one case in this process; print a JSON line of seconds and memory"
+    import numpy as np, torch
+    from temrf.infer import pretrained, segment
+    from temrf.model import ResUNet, predict
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
+    net = pretrained('hr-au', 'cpu') if model == 'hr-au' else ResUNet(4, [2, 2, 2, 4]).eval()  # N=4, RF 2.7 nm
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
+    rng = np.random.default_rng(0)
+    x = rng.poisson(400, (frames, size, size) if frames > 1 else (size, size)).astype(np.float32)
+    t = time.perf_counter()
+    if model == 'plain': p = predict(net, (x - x.mean())/x.std())
+    else: p = segment(net, x, tile=tile, progress=False, xrays=False)
+    dt = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
+    print(json.dumps(dict(s=dt, peak_mb=peak, base_mb=base)))
+
+def run(*args):
+    "A case in a fresh Python process: its JSON result"
+    out = subprocess.run([sys.executable, __file__, *map(str, args)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+if __name__ == '__main__':
+    if len(sys.argv) > 1:
+        m, size, tile, frames = sys.argv[1], int(sys.argv[2]), None if sys.argv[3] == 'None' else int(sys.argv[3]), int(sys.argv[4])
+        child(m, size, tile, frames); sys.exit()
+    base = run('plain', 2048, None, 1)
+    px_s = 2048**2/base['s']
+    print(f"threads: {os.environ.get('OMP_NUM_THREADS', 2)}; baseline: N=2 hr-au predict() on one 2048 px image: {base['s']:.2f} s, "
+          f"{px_s/1e6:.2f} Mpx/s, peak {base['peak_mb']:.0f} MB")
+    print(f"{'model':<7}{'size':>6}{'mode':>12}{'seconds':>9}{'x baseline px rate':>20}{'peak MB':>9}{'above imports MB':>18}")
+    for model, size, tile in CASES:
+        r = run(model, size, tile, 1)
+        mode = 'whole' if tile is None and size <= 2048 else f"tiles {tile or 1024}"
+        print(f"{model:<7}{size:>6}{mode:>12}{r['s']:>9.2f}{size**2/r['s']/px_s:>20.2f}{r['peak_mb']:>9.0f}{r['peak_mb'] - r['base_mb']:>18.0f}")
+    r = run('hr-au', 1024, None, 100)
+    print(f"stack of 100 frames of 1024 px, hr-au: {r['s']:.1f} s = {100/r['s']:.1f} frames/s; peak {r['peak_mb']:.0f} MB")

@@ -1,0 +1,66 @@
+"""`temrf segment` and `temrf rf` end to end, as a microscopist runs them: calibrated files in, masks, particle tables
+and advice out; tiles agree with whole frames, and a stack streams frame by frame."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from temrf.cli import main
+from temrf.files import read_micrograph, save_tiff
+from temrf.infer import pretrained, segment
+from temrf.metrics import mask_dice
+from temrf.sim import simulate_dataset
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def lr(tmp_path_factory):
+    "A calibrated low-resolution micrograph (1024 px) and a 12-frame stack, with their labels"
+    w = tmp_path_factory.mktemp('seg')
+    img, lbl, meta = simulate_dataset('lr', diameter_nm=15, n_images=1, size=1024, seed=21)
+    stack, slbl, _ = simulate_dataset('lr', diameter_nm=12, n_images=12, size=256, seed=22)
+    save_tiff(w/'field.tif', img[0], pixel_nm=0.1243)
+    save_tiff(w/'stack.tif', stack, pixel_nm=0.1243)
+    return w, img[0], lbl[0], stack, slbl, meta
+
+
+def test_segment_field_tiles_and_stats(lr, capsys):
+    w, img, lbl, *_ , meta = lr
+    assert main(['segment', str(w/'field.tif'), '--model', 'lr-au', '--out', str(w/'whole'), '--stats', '--quiet']) == 0
+    assert main(['segment', str(w/'field.tif'), '--model', 'lr-au', '--out', str(w/'tiled'), '--tile', '256', '--quiet']) == 0
+    a, b = read_micrograph(w/'whole'/'field_mask.tif'), read_micrograph(w/'tiled'/'field_mask.tif')
+    assert a.data.shape == img.shape and a.pixel_nm == pytest.approx(0.1243)
+    assert (a.data == b.data).mean() > 0.9999  # tiles agree with the whole frame (up to a pixel at p = 0.5)
+    assert mask_dice(a.data > 0, lbl > 0) > 0.9
+    t = pd.read_csv(w/'whole'/'particles.csv')
+    truth = pd.DataFrame(meta['images'][0]['particles'])
+    whole = t[~t.touches_edge]
+    assert abs(len(t) - len(truth)) <= 0.1*len(truth)  # every particle found once
+    assert abs(whole.ecd_nm.median()/truth.diameter_nm.median() - 1) < 0.15
+    assert 'whole particles, median diameter' in capsys.readouterr().out
+
+
+def test_segment_stack_streams_frames(lr):
+    w, *_, stack, slbl, _ = lr
+    assert main(['segment', str(w/'stack.tif'), '--model', 'lr-au', '--out', str(w/'st'), '--stats', '--probabilities', '--quiet']) == 0
+    masks, probs = read_micrograph(w/'st'/'stack_mask.tif'), read_micrograph(w/'st'/'stack_prob.tif')
+    assert masks.data.shape == stack.shape == probs.data.shape and probs.data.dtype == np.float32
+    np.testing.assert_allclose(probs.data[3], segment(pretrained('lr-au', 'cpu'), stack[3], pixel_nm=0.1243), atol=1e-5)
+    assert sorted(pd.read_csv(w/'st'/'particles.csv').frame.unique()) == list(range(12))
+
+
+def test_rf_commands(lr, capsys):
+    w, *_ = lr
+    assert main(['rf', 'of', '--blocks', '2', '--pools', '4,4', '--pixel-size', '0.0215']) == 0
+    assert 'RF 120 px = 2.58 nm' in capsys.readouterr().out
+    assert main(['rf', 'table', '--pixel-size', '0.0215']) == 0
+    assert 'm88' in capsys.readouterr().out
+    assert main(['rf', 'suggest', str(w/'field.tif')]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('suggested receptive field') and 'low-resolution image' in out
