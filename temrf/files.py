@@ -22,6 +22,7 @@ import scipy.ndimage
 import tifffile
 
 from .io import _grey, _unreadable, atomic_write, open_h5, read_h5_attrs
+from .rf import _pixel_nm
 
 # %% ../nbs/13_files.ipynb #3b531d88
 UNITS_NM = {'nm': 1., 'nanometer': 1., 'nanometre': 1., 'pm': 1e-3, 'å': 0.1, 'a': 0.1, 'angstrom': 0.1,
@@ -99,17 +100,11 @@ def _imagej_array(a):
     if a.dtype in (np.uint8, np.uint16, np.int16, np.float32): return a
     return a.astype({np.dtype(bool): np.uint8, np.dtype(np.int8): np.int16}.get(a.dtype, np.float32))
 
-def _check_pixel_nm(pixel_nm):
-    "`pixel_nm` as a float after checking it is a positive number of nm"
-    if not (isinstance(pixel_nm, (int, float, np.number)) and np.isfinite(pixel_nm) and pixel_nm > 0):
-        raise ValueError(f"`pixel_nm` must be a positive number of nm per pixel, got {pixel_nm!r}")
-    return float(pixel_nm)
-
 def _imagej_kwargs(pixel_nm, ndim=None):
     "`tifffile` keywords for an ImageJ file (of `ndim` dimensions, if known) calibrated at `pixel_nm` nm"
     md = dict(axes='ZYX'[-ndim:]) if ndim else {}
     if pixel_nm is None: return dict(metadata=md)
-    px = _check_pixel_nm(pixel_nm)
+    px = _pixel_nm(pixel_nm)
     return dict(resolution=(1 / px, 1 / px), metadata=dict(md, unit='nm'))
 
 def _no_overwrite(p, overwrite):
@@ -319,7 +314,7 @@ def _calibrate(file, data, scales, units, pixel_nm, resample):
     if pixel_nm is not None:
         try: own = pixel_nm_from(scales, units, file)
         except ValueError as e: own = str(e)
-        return data, _check_pixel_nm(pixel_nm), dict(pixel_source='given', file_pixel_nm=own)
+        return data, _pixel_nm(pixel_nm), dict(pixel_source='given', file_pixel_nm=own)
     size = pixel_nm_from(scales, units, file)
     if size is None: return data, None, dict(pixel_source=None)
     if max(size) > 1e6: raise ValueError(f"{file} gives {max(size):.4g} nm pixels, more than 1 mm: not a micrograph's calibration (a diffraction pattern read without its metadata?); give the pixel size with --pixel-size NM (pixel_nm=...)")

@@ -6,7 +6,6 @@
 __all__ = ['COLUMNS', 'split_touching', 'measure', 'size_summary', 'plot_size_histogram', 'truth_table', 'match_truth']
 
 # %% ../nbs/15_particles.ipynb #bba5e96d
-import numbers
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -16,16 +15,9 @@ from skimage.feature import peak_local_max
 from skimage.measure import label as label_regions, regionprops_table
 from skimage.segmentation import watershed
 
-from .rf import PIXEL_NM
+from .rf import PIXEL_NM, _pixel_nm
 
 # %% ../nbs/15_particles.ipynb #c5a33d22
-def _check_pixel_nm(pixel_nm):
-    "`pixel_nm` as a float, or a ValueError naming --pixel-size."
-    ok = isinstance(pixel_nm, numbers.Real) and not isinstance(pixel_nm, bool) and np.isfinite(pixel_nm) and pixel_nm > 0
-    if not ok: raise ValueError(f"pixel_nm={pixel_nm!r} must be a positive number of nm per pixel: pass --pixel-size, "
-                                f"e.g. {PIXEL_NM['hr']} (HRTEM) or {PIXEL_NM['lr']} (low-res)")
-    return float(pixel_nm)
-
 def _as_masks(mask):
     "A bool stack (N,H,W) from one mask (H,W) or a stack, bool or numbers (particle: above 0.5)."
     m = np.asarray(mask)
@@ -74,7 +66,7 @@ def _min_distance_px(regions, pixel_nm, diameter_nm=None, min_area_px=20):
 # %% ../nbs/15_particles.ipynb #77718eae
 def measure(mask, pixel_nm, split=False, min_area_px=20, diameter_nm=None):
     "Table of the particles of `mask` (H,W) or (N,H,W), one row each: size, shape and position in nm."
-    px, masks = _check_pixel_nm(pixel_nm), _as_masks(mask)
+    px, masks = _pixel_nm(pixel_nm), _as_masks(mask)
     tables = []
     for i, m in enumerate(masks):
         regions = label_regions(m)

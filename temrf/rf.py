@@ -54,12 +54,14 @@ PIXEL_NM = {'hr': 0.0215, 'lr': 0.1243}  # nm per pixel implied by the paper's R
 
 # %% ../nbs/04_rf.ipynb #71d81329
 def _pixel_nm(pixel_nm):
-    "Pixel size in nm from a number or a dataset key of `PIXEL_NM` ('hr', 'lr')"
+    "Pixel size in nm from a number or a dataset key of `PIXEL_NM` ('hr', 'lr'): temrf's one check of a pixel size"
     if isinstance(pixel_nm, str):
         if pixel_nm not in PIXEL_NM: raise ValueError(f"unknown pixel size {pixel_nm!r}: use a number or one of {list(PIXEL_NM)}")
         return PIXEL_NM[pixel_nm]
-    if not np.isfinite(pixel_nm) or pixel_nm <= 0:
-        raise ValueError(f"`pixel_nm` must be a positive number of nm per pixel, got {pixel_nm!r}")
+    ok = isinstance(pixel_nm, (int, float, np.number)) and not isinstance(pixel_nm, (bool, np.bool_))
+    if not (ok and np.isfinite(pixel_nm) and pixel_nm > 0):
+        raise ValueError(f"pixel_nm={pixel_nm!r} must be a positive number of nm per pixel: pass --pixel-size, "
+                         f"e.g. {PIXEL_NM['hr']} (high-res) or {PIXEL_NM['lr']} (low-res)")
     return float(pixel_nm)
 
 def rf_nm(rf_px, pixel_nm):
