@@ -6,8 +6,8 @@
 __all__ = ['MODELS_DIR', 'SHIPPED', 'pretrained', 'prepare', 'halo_px', 'tile_windows', 'segment', 'overlay_figure',
            'segment_cmd']
 
-# %% ../nbs/14_infer.ipynb #39beb795
-import math, time
+# %% ../nbs/14_infer.ipynb #98362e6e
+import math, mmap, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -20,13 +20,13 @@ from .preprocess import remove_xrays, standardize
 from .rf import receptive_field
 from .io import read_json
 
-# %% ../nbs/14_infer.ipynb #f402ee10
+# %% ../nbs/14_infer.ipynb #d58db7fd
 MODELS_DIR = Path(temrf.__file__).parent/'models'
 SHIPPED = {  # name: (weights file, kind, pixel size it was trained at (nm), what it is for)
     'hr-au': ('hr-au.pth', 'hr', 0.0215, 'high-resolution TEM of Au (fcc) particles on amorphous carbon, ~0.02 nm/px'),
     'lr-au': ('lr-au.pth', 'lr', 0.1243, 'low-resolution (amplitude contrast) TEM of Au particles on carbon, ~0.12 nm/px')}
 
-# %% ../nbs/14_infer.ipynb #9fdcc80f
+# %% ../nbs/14_infer.ipynb #f76772db
 def _load_any(path):
     "A ResUNet from a temrf weights file, or else a study checkpoint, with a one-line error for anything else"
     try: return load_weights(path)
@@ -52,7 +52,7 @@ def pretrained(name='hr-au', device=None):
 
 def _device(): return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
-# %% ../nbs/14_infer.ipynb #bfc348ed
+# %% ../nbs/14_infer.ipynb #f2490efb
 def _check_frame(img, i=None):
     "One frame as a finite 2D array, or a one-line error naming frame `i`"
     img, where = np.asarray(img), '' if i is None else f'frame {i} '
@@ -73,7 +73,7 @@ def prepare(img, kind='hr', xrays=True):
     x -= np.float32(mean); x /= np.float32(std)
     return x
 
-# %% ../nbs/14_infer.ipynb #ad603fd5
+# %% ../nbs/14_infer.ipynb #ada7aab7
 def _step(model): return math.prod(model.config['pools'])
 
 def halo_px(model):
@@ -93,7 +93,7 @@ def tile_windows(shape, tile, halo, step):
             out.append((win, core))
     return out
 
-# %% ../nbs/14_infer.ipynb #b18ba340
+# %% ../nbs/14_infer.ipynb #accb3f53
 def _pad_to(x, step):
     "`x` (H,W) zero-padded at the bottom and right to multiples of `step`"
     H, W = x.shape
@@ -105,7 +105,7 @@ def _rescale(img, factor, shape=None, order=1):
     shape = shape or tuple(max(8, round(s*factor)) for s in img.shape)
     return resize(img, shape, order=order, anti_aliasing=factor < 1 if shape is None else None, preserve_range=True).astype(np.float32)
 
-# %% ../nbs/14_infer.ipynb #f6f15045
+# %% ../nbs/14_infer.ipynb #4507f916
 @torch.inference_mode()
 def _run(model, xs, dev):
     "Class-1 probabilities of `model` on a list of equally shaped float32 arrays `xs`"
@@ -129,7 +129,7 @@ def _segment_frame(model, x, tile, batch_size, max_pixels, dev, out=None):
             for (win, core), p in zip(part, _run(model, [x[w] for w, _ in part], dev)): out[win][core] = p[core]
     return out
 
-# %% ../nbs/14_infer.ipynb #8eaad2f0
+# %% ../nbs/14_infer.ipynb #e0ff1733
 def _frames(images):
     "`images` as a sequence of 2D frames and whether it was one image; one-line errors for mixed sizes"
     if isinstance(images, (list, tuple)):
@@ -142,7 +142,7 @@ def _frames(images):
     if a.ndim != 3: raise ValueError(f"images have shape {a.shape}; give an image (H,W) or a stack (N,H,W)")
     return a, False
 
-# %% ../nbs/14_infer.ipynb #ecf38a18
+# %% ../nbs/14_infer.ipynb #51b66cc4
 def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=None, progress=True, xrays=True, max_pixels=2048**2):
     "Class-1 probabilities (float32, same shape) of `model` on an image (H,W) or stack (N,H,W) of any size"
     if isinstance(model, (str, Path)): model = pretrained(model, device)
@@ -163,7 +163,7 @@ def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=Non
         if not direct: out[i] = p if p.shape == out.shape[1:] else _rescale(p, None, out.shape[1:])
     return out[0] if one else out
 
-# %% ../nbs/14_infer.ipynb #e851308a
+# %% ../nbs/14_infer.ipynb #7b2a6a9a
 def _outputs(out, stem, probabilities, stats):
     "The files `temrf segment` writes for input `stem`"
     names = [f'{stem}_mask.tif'] + ([f'{stem}_prob.tif'] if probabilities else []) + ([f'{stem}_sizes.png', f'{stem}_overlay.png'] if stats else [])
@@ -179,7 +179,7 @@ def _check_segment_out(out, stems, probabilities, stats, overwrite):
         raise FileExistsError(f"{out} holds earlier results; choose another --out or pass --overwrite to replace them")
     return out
 
-# %% ../nbs/14_infer.ipynb #e4178d31
+# %% ../nbs/14_infer.ipynb #40b956b4
 def _check_finite(m, stats=False):
     "Refuse micrograph `m` if a frame holds NaN or infinite pixels, or if `stats` need a pixel size it lacks"
     from temrf.files import require_pixel_nm
@@ -188,9 +188,10 @@ def _check_finite(m, stats=False):
     frames = m.data if m.data.ndim == 3 else m.data[None]
     for i, f in enumerate(frames):
         bad = int(np.count_nonzero(~np.isfinite(f)))
+        _release(m.data)
         if bad: raise ValueError(f"{m.path}{f' frame {i}' if m.data.ndim == 3 else ''} has {bad} NaN or infinite pixels; fill or crop them before segmenting")
 
-# %% ../nbs/14_infer.ipynb #4de4b8a3
+# %% ../nbs/14_infer.ipynb #17790058
 def overlay_figure(image, mask, title='', max_px=1024):
     "The `image` in grey with the outline of `mask`, downsampled to at most `max_px` a side"
     import matplotlib.pyplot as plt
@@ -202,7 +203,12 @@ def overlay_figure(image, mask, title='', max_px=1024):
     ax.set_title(title, fontsize=9); ax.axis('off'); fig.tight_layout()
     return fig
 
-# %% ../nbs/14_infer.ipynb #4606ceca
+# %% ../nbs/14_infer.ipynb #bc05387d
+def _release(a):
+    "Let the OS drop the pages of memory-mapped `a` read so far: a stack larger than memory streams in bounded memory"
+    mm = getattr(a, '_mmap', None)
+    if mm is not None and hasattr(mm, 'madvise'): mm.madvise(mmap.MADV_DONTNEED)
+
 def _min_area_px(min_size_nm, pixel_nm):
     "Area (px) of a disc `min_size_nm` across: smaller regions are specks, not particles"
     return max(1, math.ceil(math.pi/4*(min_size_nm/pixel_nm)**2))
@@ -224,11 +230,12 @@ def _segment_file(model, m, out, stem, a):
             if a['probabilities']: ws[1].write(p)
             if a['stats']: tables.append(measure(mask, m.pixel_nm, split=a['split'], min_area_px=_min_area_px(a['min_size'], m.pixel_nm)).assign(frame=i))
             if first is None: first = mask
+            _release(m.data)
     finally:
         for w in writers: w.__exit__(None, None, None)
     return first, (None if not a['stats'] else pd.concat(tables, ignore_index=True).assign(file=Path(m.path).name))
 
-# %% ../nbs/14_infer.ipynb #39160ef3
+# %% ../nbs/14_infer.ipynb #1c0bfa22
 def segment_cmd(inputs:list, # image or stack files: .tif, .npy, .h5, .dm3/.dm4, .emd, .ser, .mrc
                 model:str='hr-au', # shipped model ('hr-au', 'lr-au'), run folder or model file
                 out:str='segmented', # output folder
@@ -273,7 +280,7 @@ def segment_cmd(inputs:list, # image or stack files: .tif, .npy, .h5, .dm3/.dm4,
     if stats: pd.concat(tables, ignore_index=True).to_csv(out/'particles.csv', index=False)
     return out
 
-# %% ../nbs/14_infer.ipynb #1d0820d1
+# %% ../nbs/14_infer.ipynb #87a59547
 def _segment_parser(prog='temrf segment'):
     "The argparse parser of `temrf segment`, its flags from `segment_cmd`'s parameters"
     import argparse
