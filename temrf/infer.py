@@ -100,10 +100,10 @@ def _pad_to(x, step):
     return x if not (H % step or W % step) else np.pad(x, ((0, -H % step), (0, -W % step)))
 
 def _rescale(img, factor, shape=None, order=1):
-    "`img` resampled by `factor` (or to `shape`), anti-aliased when shrinking"
+    "`img` resampled by `factor` (or to `shape`), anti-aliased when shrinking (scikit-image's default)"
     from skimage.transform import resize
     shape = shape or tuple(max(8, round(s*factor)) for s in img.shape)
-    return resize(img, shape, order=order, anti_aliasing=factor < 1 if shape is None else None, preserve_range=True).astype(np.float32)
+    return resize(img, shape, order=order, preserve_range=True).astype(np.float32)
 
 # %% ../nbs/14_infer.ipynb #4507f916
 @torch.inference_mode()
