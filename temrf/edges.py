@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ecd_errors', 'edge_measures', 'variant', 'edges_table', 'plot_edges', 'edge_picture']
 
-# %% ../nbs/12a_edges.ipynb #6f14b2c1
+# %% ../nbs/12a_edges.ipynb #f78f3dd7
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
@@ -15,7 +15,7 @@ from .model import predict
 from .particles import measure
 from .runs import load_results, load_run
 
-# %% ../nbs/12a_edges.ipynb #f550931a
+# %% ../nbs/12a_edges.ipynb #f6d0946c
 def ecd_errors(pred, truth, pixel_nm):
     "Predicted minus true equivalent diameter (nm) of each whole particle of `truth` (N,H,W), matched by centroid"
     t, p, out = measure(truth, pixel_nm), measure(pred, pixel_nm), []
@@ -27,7 +27,7 @@ def ecd_errors(pred, truth, pixel_nm):
         out.append(pf.ecd_nm.values[j[ok]] - tf.ecd_nm.values[ok])
     return np.concatenate(out) if out else np.zeros(0)
 
-# %% ../nbs/12a_edges.ipynb #bdc2ac26
+# %% ../nbs/12a_edges.ipynb #e6d6a04d
 def edge_measures(model, X, Y, pixel_nm, bs=8):
     "Hard dice, boundary F1 (1, 2 px), HD95 and particle-diameter error of `model` on patches `X`, labels `Y`"
     pred, truth = predict(model, X, bs) > 0.5, np.asarray(Y) > 0
@@ -36,7 +36,7 @@ def edge_measures(model, X, Y, pixel_nm, bs=8):
                 ecd_err_nm=float(np.median(np.abs(err))) if len(err) else np.nan,
                 ecd_bias_nm=float(np.median(err)) if len(err) else np.nan)
 
-# %% ../nbs/12a_edges.ipynb #018a1430
+# %% ../nbs/12a_edges.ipynb #cea20e22
 def variant(rec):
     "The way run record `rec` grows its RF: 'max pooling', 'dilation', 'avg pooling', 'kernel 5', 'kernel 7', 'N=3'"
     if int(rec['n_blocks']) == 3: return 'N=3'
@@ -45,7 +45,7 @@ def variant(rec):
     k = int(rec.get('kernel') or 3)
     return f'kernel {k}' if k != 3 else 'max pooling'
 
-# %% ../nbs/12a_edges.ipynb #c2afedcb
+# %% ../nbs/12a_edges.ipynb #e22a9f9c
 def edges_table(results, data_dir=None):
     "The sweep's results table (`results`: a folder or results.csv) with `variant`, `rf_target_nm` and each run's edge measures"
     df, rows, splits = load_results(results), [], {}
@@ -58,7 +58,7 @@ def edges_table(results, data_dir=None):
                          **edge_measures(model, *splits[key], rec['pixel_nm'])))
     return pd.DataFrame(rows).drop(columns=['run_path', 'hard_dice'])
 
-# %% ../nbs/12a_edges.ipynb #4267985f
+# %% ../nbs/12a_edges.ipynb #daf83207
 def plot_edges(df, measure='bf1_1px', ax=None):
     "`measure` per variant (mean and range over seeds), one panel row per dataset, the two RFs side by side"
     import matplotlib.pyplot as plt
@@ -74,7 +74,7 @@ def plot_edges(df, measure='bf1_1px', ax=None):
     ax.set_xticks(range(len(order))); ax.set_xticklabels(order, fontsize=8); ax.set_ylabel(measure); ax.legend(fontsize=7)
     return ax
 
-# %% ../nbs/12a_edges.ipynb #e86dd18b
+# %% ../nbs/12a_edges.ipynb #d32042dc
 def edge_picture(models, image, label, box, title=''):
     "Zoom `box` (y0, y1, x0, x1) of `image`: each of `models` {name: model}'s probability, true (gold) and predicted (red) outlines"
     import matplotlib.pyplot as plt
