@@ -134,7 +134,7 @@ def lattice_spacing(images, pixel_nm, crop=1024, max_nm=0.6):
 # %% ../nbs/08a_guide.ipynb #b420a410
 HR_PIXEL_NM = 0.06  # pixels this fine resolve the lattice fringes of metals: a high-resolution image
 
-def _particles_of(images, mask, pixel_nm):
+def _particles_of(mask, pixel_nm):
     "(count, median ECD nm) of the particles in `mask` that the image edge does not cut"
     from temrf.particles import measure
     t = measure(mask, pixel_nm)
@@ -168,7 +168,7 @@ def suggest_rf(images, pixel_nm, labels=None, model=None, patch=512, progress=Fa
         mask, source = segment(m, x, pixel_nm=pixel_nm, progress=progress) > 0.5, f"the {m.info['name']} model's segmentation"
     if not mask.any() or mask.all(): raise ValueError(f"{source} finds no particle/background split in these images; give labels (--labels)")
     c = contrast_figure(x, mask)
-    n, ecd = _particles_of(x, mask, pixel_nm)
+    n, ecd = _particles_of(mask, pixel_nm)
     rf = max(needed_rf(c), 4*spacing if spacing else 0)
     fringes = (f"lattice fringes {spacing:.3f} nm apart (power-spectrum peak)" if spacing else
                f"{pixel_nm:g} nm pixels resolve lattice fringes, though none stand out of the noise" if regime == 'high-resolution' else
