@@ -15,6 +15,14 @@ import torch
 from torch import nn
 from fastcore.basics import patch
 
+# %% ../nbs/03_model.ipynb #a0db8bd2
+def _norm(bn, x):
+    "`bn(x)`; in CPU training a channels-last `x` is normalised in NCHW, where PyTorch's kernel is several times faster"
+    cl = torch.channels_last
+    if bn.training and x.device.type == 'cpu' and not x.is_contiguous() and x.is_contiguous(memory_format=cl):
+        return bn(x.contiguous()).contiguous(memory_format=cl)
+    return bn(x)
+
 # %% ../nbs/03_model.ipynb #5a4313b2
 class ResidualBlock(nn.Module):
     "`conv1`-`bn1`-ReLU-`conv2`-`bn2` plus a 1x1 `conv_add` of the input, summed, then ReLU; `ni`->`nf` channels"
@@ -31,7 +39,7 @@ class ResidualBlock(nn.Module):
             elif isinstance(m, nn.BatchNorm2d): nn.init.constant_(m.weight, 1); nn.init.constant_(m.bias, 0)
 
     def forward(self, x):
-        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        out = _norm(self.bn2, self.conv2(self.relu1(_norm(self.bn1, self.conv1(x)))))
         return self.relu2(out + self.conv_add(x))
 
 # %% ../nbs/03_model.ipynb #e952aa83
@@ -104,13 +112,22 @@ def _check_input(x, step, dtype=torch.float32):
 def forward(self:ResUNet, x):
     "Logits (B,`n_classes`,H,W) for images `x` (B,1,H,W)"
     _check_input(x, math.prod(self.config['pools']), self.final_conv.weight.dtype)
+    return self._unet(x)
+
+@patch
+def _unet(self:ResUNet, x):
+    "The encoder-decoder pass, after the input check"
     skips = []
     for down,pool in zip(self.downs, self.pools):
         x = down(x); skips.append(x); x = pool(x)
     x = self.bottleneck(x)
-    for up,upsample,skip in zip(self.ups, self.upsamples, reversed(skips)):
-        x = up(torch.cat((skip, upsample(x)), dim=1))  # (skip, upsampled) on channels
+    for up,upsample,skip in zip(self.ups, self.upsamples, reversed(skips)): x = up(self._join(skip, upsample(x)))
     return self.final_conv(x)  # logits, no softmax
+
+@patch
+def _join(self:ResUNet, skip, x):
+    "The skip connection: (skip, upsampled) on channels"
+    return torch.cat((skip, x), dim=1)
 
 # %% ../nbs/03_model.ipynb #fd29539d
 def count_params(model):
