@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ArrayDS', 'ArrayDL', 'get_dls', 'build_model', 'init_weights', 'hold_heap', 'SaveWeights', 'get_learner',
-           'predict_dice', 'fft_dice', 'check_run', 'fit_run', 'train_run', 'plot_history', 'show_prediction',
-           'train_cmd']
+           'predict_dice', 'fft_dice', 'evaluate_run', 'check_run', 'fit_run', 'train_run', 'plot_history',
+           'show_prediction', 'train_cmd']
 
 # %% ../nbs/07_train.ipynb #1f9f9372
 import contextlib, dataclasses, json, shutil, time
@@ -75,7 +75,7 @@ def init_weights(model, init):
     model.load_state_dict(src.state_dict())
     return model
 
-# %% ../nbs/07_train.ipynb #c105cb7f
+# %% ../nbs/07_train.ipynb #2f29c8b1
 def hold_heap(limit=1 << 30):
     "Have glibc serve blocks up to `limit` bytes from its heap and keep freed memory; True where applied (Linux, glibc)"
     import ctypes, ctypes.util, sys
@@ -97,14 +97,14 @@ class SaveWeights(TrackerCallback):
     def after_fit(self): save_weights(self.learn.model, Path(self.learn.path)/'model.pth')
 
 # %% ../nbs/07_train.ipynb #5b03e94a
-def get_learner(dls, model, lr=1e-4, path='.', early_stop=None, fp16=None):
-    "fastai `Learner`: cross-entropy, torch Adam at `lr`, dice metrics, history and weights in `path`"
+def get_learner(dls, model, lr=1e-4, path='.', early_stop=None, fp16=None, loss_func=None, metrics=None, cbs=None):
+    "fastai `Learner`: cross-entropy, torch Adam at `lr`, dice metrics, history and weights in `path` (or `cbs`)"
     Path(path).mkdir(parents=True, exist_ok=True)
     if dls.device is None or torch.device(dls.device).type == 'cpu': hold_heap()
-    cbs = [ChannelsLast(), CSVLogger(fname='history.csv'), SaveWeights('valid_loss')]
+    cbs = [ChannelsLast(), *([CSVLogger(fname='history.csv'), SaveWeights('valid_loss')] if cbs is None else cbs)]
     if early_stop: cbs.append(EarlyStoppingCallback(monitor='valid_loss', patience=int(early_stop)))
-    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(axis=1), opt_func=partial(OptimWrapper, opt=torch.optim.Adam),
-                    lr=lr, metrics=[HardDice(), SoftDice()], path=path, model_dir='.', cbs=cbs)
+    learn = Learner(dls, model, loss_func=loss_func or CrossEntropyLossFlat(axis=1), opt_func=partial(OptimWrapper, opt=torch.optim.Adam),
+                    lr=lr, metrics=[HardDice(), SoftDice()] if metrics is None else metrics, path=path, model_dir='.', cbs=cbs)
     if fp16 if fp16 is not None else torch.cuda.is_available(): learn = learn.to_fp16()
     return learn
 
@@ -130,6 +130,15 @@ def _evaluate(model, splits, pixel_nm, bs=32):
     return dict(test_hard_dice=float(hard.mean()), test_soft_dice=float(soft.mean()),
                 fft_dice=fft_dice(*splits.test, pixel_nm), valid_hard_dice=float(vhard.mean()))
 
+# %% ../nbs/07_train.ipynb #82fc1cd0
+def evaluate_run(spec, info, splits, patch, out, tmp, train_time):
+    "The weights `spec` evaluates (from the run folder `tmp`) and the run's record"
+    best = load_weights(tmp/f"{'model' if spec.eval_model == 'last' else 'best'}.pth").to(default_device())
+    rec = record(spec, info['pixel_nm'], patch, n_params=count_params(best), **_evaluate(best, splits, info['pixel_nm'], spec.bs),
+                 **{f'n_{k}': len(getattr(splits, k)[0]) for k in ('train', 'valid', 'test')},
+                 contrast=info.get('contrast'), train_time_s=train_time, run_dir=str(Path(out)/'runs'/spec.run_id))
+    return best, rec
+
 # %% ../nbs/07_train.ipynb #9d886a00
 def check_run(spec, out='.', data_dir=None):
     "The patch size of `spec` after every check that needs no data: output folder, dataset, architecture fit"
@@ -154,12 +163,8 @@ def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
         t0 = time.time()
         with (contextlib.nullcontext() if progress else learn.no_bar()):
             learn.fit_one_cycle(spec.epochs, spec.lr) if spec.one_cycle else learn.fit(spec.epochs, spec.lr)
-        train_time = round(time.time() - t0, 2)
-        best = load_weights(tmp/f"{'model' if spec.eval_model == 'last' else 'best'}.pth").to(default_device())
+        best, rec = evaluate_run(spec, info, splits, patch, out, tmp, round(time.time() - t0, 2))
         learn.model.load_state_dict(best.state_dict())
-        rec = record(spec, info['pixel_nm'], patch, n_params=count_params(best), **_evaluate(best, splits, info['pixel_nm'], spec.bs),
-                     **{f'n_{k}': len(getattr(splits, k)[0]) for k in ('train', 'valid', 'test')},
-                     contrast=info.get('contrast'), train_time_s=train_time, run_dir=str(out/'runs'/spec.run_id))
         learn.path = finish_run(tmp, rec)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
