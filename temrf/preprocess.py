@@ -22,8 +22,8 @@ def _neighbour_mean(img, r, c, total):
     return (img[r-1, c-1:c+2].sum() + img[r, c-1] + img[r, c+1] + img[r+1, c-1:c+2].sum()) / 8
 
 # %% ../nbs/01_preprocess.ipynb #d1ba446c
-def _xray_pass(img, threshold):
-    "Replace in place, brightest first, the pixels of `img` above median + `threshold`; return how many."
+def _xray_pass_loop(img, threshold):
+    "The study's pass, pixel by pixel: replace in place, brightest first, the pixels of `img` above median + `threshold`"
     hot = np.flatnonzero(img > np.median(img) + threshold)
     hot = hot[np.argsort(img.flat[hot], kind='stable')[::-1]]  # brightest first
     total = img.sum(dtype=np.float64)  # kept up to date, so the border mean includes replacements
@@ -33,6 +33,58 @@ def _xray_pass(img, threshold):
         img[r, c] = new
     return len(hot)
 
+# %% ../nbs/01_preprocess.ipynb #53053e37
+def _median_of(window, n):
+    "`np.median` of `n` values from `window` = (lo, hi, how many are below lo, the values in [lo, hi]); None if outside"
+    lo, hi, below, win = window
+    k1, k2 = (n - 1)//2, n//2  # the middle ranks, equal when n is odd
+    if not below <= k1 <= k2 < below + len(win): return None
+    part = np.partition(win, (k1 - below, k2 - below))
+    return np.mean(part[[k1 - below, k2 - below]] if k2 > k1 else part[k1 - below:k1 - below + 1])  # as np.median
+
+def _median_window(a, n_sample=65536):
+    "(`np.median(a)`, its window for `_median_of`, or None for small arrays): the window bounded by a sorted sample"
+    a = a.ravel()
+    n = a.size
+    if n < 4*n_sample: return np.median(a), None
+    s = np.sort(a[::n//n_sample])
+    q, d = len(s)*((n - 1)//2)//n, 4*int(np.sqrt(len(s))) + 2  # the median's rank in the sample, +-8 standard errors
+    lo, hi = s[max(q - d, 0)], s[min(q + d, len(s) - 1)]
+    w = (lo, hi, np.count_nonzero(a < lo), a[(a >= lo) & (a <= hi)])
+    med = _median_of(w, n)
+    return (np.median(a), None) if med is None else (med, w)
+
+# %% ../nbs/01_preprocess.ipynb #4d4c36b8
+_NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+
+def _xray_pass(img, level):
+    "`_xray_pass_loop`'s replacements of the pixels of `img` above `level`, lone ones at once; (count, their flat indices, old values)"
+    hot = np.flatnonzero(img > level)
+    hot = hot[np.argsort(img.flat[hot], kind='stable')[::-1]]  # brightest first
+    old = img.flat[hot]
+    if not len(hot): return 0, hot, old
+    H, W = img.shape
+    r, c = np.unravel_index(hot, img.shape)
+    mark = np.zeros((H + 2, W + 2), bool); mark[r + 1, c + 1] = True
+    crowded = np.zeros(len(hot), bool)
+    for dr, dc in _NEIGHBOURS: crowded |= mark[r + 1 + dr, c + 1 + dc]
+    border = (r == 0) | (c == 0) | (r == H - 1) | (c == W - 1)
+    lone = ~(crowded | border)  # their neighbours never change
+    rl, cl = r[lone], c[lone]
+    new = ((img[rl-1, cl-1] + img[rl-1, cl] + img[rl-1, cl+1]) + img[rl, cl-1] + img[rl, cl+1]
+           + (img[rl+1, cl-1] + img[rl+1, cl] + img[rl+1, cl+1])) / img.dtype.type(8)  # the loop's float operations
+    if not lone.all():  # the others one by one, in order, with the running image total of the loop
+        total = img.sum(dtype=np.float64) if border.any() else 0.
+        delta = np.zeros(len(hot)); delta[lone] = new - old[lone]
+        done = 0
+        for i in np.flatnonzero(~lone):
+            if border.any(): total, done = np.cumsum(np.concatenate(([total], delta[done:i])))[-1], i  # added in order
+            v = _neighbour_mean(img, r[i], c[i], total)
+            delta[i] = v - img[r[i], c[i]]
+            img[r[i], c[i]] = v
+    img[rl, cl] = new
+    return len(hot), hot, old
+
 # %% ../nbs/01_preprocess.ipynb #9cab9ade
 def remove_xrays(img, threshold):
     "Return (a cleaned copy of `img`, replacements made): negatives to 0, pixels above median + `threshold` replaced."
@@ -40,10 +92,16 @@ def remove_xrays(img, threshold):
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)) or not 0 < threshold < np.inf:
         raise ValueError(f"threshold must be a positive number of counts (the study used 400 low-res, 1500 high-res), got {threshold!r}")
     out = img.astype(img.dtype if img.dtype.kind == 'f' else np.float32)  # always a copy
-    out[out < 0] = 0
-    n = _xray_pass(out, threshold)
-    if n: n += _xray_pass(out, threshold)  # second pass for what the first left behind
-    return out, n
+    if out.min() < 0: out[out < 0] = 0
+    med, w = _median_window(out)
+    n, hot, old = _xray_pass(out, med + threshold)
+    if not n: return out, 0
+    med = None
+    if w is not None and old.min() > w[1]:  # only pixels above the window changed: update it with their new values
+        new = out.flat[hot]
+        med = _median_of((w[0], w[1], w[2] + np.count_nonzero(new < w[0]), np.concatenate((w[3], new[(new >= w[0]) & (new <= w[1])]))), out.size)
+    if med is None: med = np.median(out)
+    return out, n + _xray_pass(out, med + threshold)[0]  # second pass for what the first left behind
 
 # %% ../nbs/01_preprocess.ipynb #d48a004d
 def standardize(img):
