@@ -20,12 +20,20 @@ from .rf import PIXEL_NM, _pixel_nm
 
 # %% ../nbs/06_fft.ipynb #e6483b93
 def _check_image(img):
-    "`img` as a finite 2D float array"
+    "`img` as a finite 2D float array (float32 or float64 kept, anything else made float32)"
     img = np.asarray(img)
     if img.ndim != 2: raise ValueError(f"expected one 2D image (H,W), got shape {img.shape}: filter a stack image by image")
-    img = img.astype(np.float64)
+    if img.dtype.kind != 'f' or img.itemsize < 4: img = img.astype(np.float32)
     if not np.isfinite(img).all(): raise ValueError("image has NaN or inf pixels: clean them (e.g. temrf.preprocess.remove_xrays) first")
     return img
+
+def _band_holds_any(shape, r_in, r_out):
+    "`band_mask(shape, r_in, r_out).any()` from the row and column offsets alone"
+    dy2 = (np.arange(shape[0]) - shape[0]/2)**2
+    dx2 = np.unique((np.arange(shape[1]) - shape[1]/2)**2)
+    i = np.searchsorted(dx2, r_in**2 - dy2)  # per row, the smallest column offset reaching r_in (or the next, if rounding)
+    d2 = dy2[:, None] + dx2[np.minimum(np.stack([i, i + 1], 1), len(dx2) - 1)]
+    return bool(((d2 >= r_in**2) & (d2 <= r_out**2)).any())
 
 def _check_band(r_in, r_out, shape):
     "Refuse a band outside (0, Nyquist] or with `r_in` >= `r_out`"
@@ -34,7 +42,7 @@ def _check_band(r_in, r_out, shape):
         raise ValueError(f"band radii must satisfy r_in < r_out, got r_in={r_in}, r_out={r_out}")
     if r_in <= 0 or r_out > nyq:
         raise ValueError(f"band radii must lie in (0, {nyq:g}] px (Nyquist for shape {shape}), got r_in={r_in}, r_out={r_out}")
-    if not band_mask(shape, r_in, r_out).any():
+    if not _band_holds_any(shape, r_in, r_out):
         raise ValueError(f"the band r_in={r_in}, r_out={r_out} px holds no frequency of a {shape} image; widen it to at least 1 px")
 
 # %% ../nbs/06_fft.ipynb #240d857e
