@@ -8,7 +8,7 @@ OUT ?= results/demo
 # Kernels that papermill and nbdev_test start resolve `python` through PATH: make it the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test docs export browser outputs bench
+.PHONY: setup demo test docs export browser outputs bench bench-gpu
 
 setup: $(VENV)/.temrf-installed
 
@@ -53,8 +53,16 @@ outputs: setup
 	TEMRF_RESULTS=$(abspath $(OUT)) $(BIN)/python tools/store_outputs.py --slow nbs/11_figures.ipynb
 	$(BIN)/nbdev_clean
 
-# Seconds per step of the simulator, x-ray removal and training, and time and peak memory of segmenting 2048-8192 px
-# micrographs and a 100-frame stack, with ratios against baselines timed in the same run.
+# The benchmark suite (not part of the tests): simulator, x-ray removal and FFT baseline against the study's procedures,
+# training against a plain study-like loop with each speed-up, stacked training, and inference time and peak memory;
+# every ratio against a baseline timed in the same run. The tables go to $(BENCH_OUT) as well.
+BENCH_OUT ?= benchmarks/results.md
 bench: setup
-	$(BIN)/python benchmarks/speed.py
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python benchmarks/infer.py
+	@set -o pipefail; export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}; { echo "# temrf benchmarks, $$(date -u +%F), $$(nproc) cores"; echo; \
+	  $(BIN)/python benchmarks/speed.py && $(BIN)/python benchmarks/train.py && echo && \
+	  $(BIN)/python benchmarks/stack.py && echo && echo '## Inference' && echo && $(BIN)/python benchmarks/infer.py; } \
+	  2>&1 | grep --line-buffered -v Warning | tee $(BENCH_OUT)
+
+# The same on a GPU machine: stacked training of the study's HR 5 nm pooling sweep, timed and extrapolated.
+bench-gpu: setup
+	$(BIN)/python benchmarks/stack.py --device cuda --out benchmarks/results-gpu.md

@@ -14,12 +14,13 @@ def child(model, size, tile, frames=1):
     from temrf.infer import pretrained, segment
     from temrf.model import ResUNet, predict
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
-    net = pretrained('hr-au', 'cpu') if model == 'hr-au' else ResUNet(4, [2, 2, 2, 4]).eval()  # N=4, RF 2.7 nm
+    net = pretrained('hr-au', 'cpu') if model in ('hr-au', 'plain', 'patches') else ResUNet(4, [2, 2, 2, 4]).eval()  # N=4, RF 2.7 nm
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
     rng = np.random.default_rng(0)
     x = rng.poisson(400, (frames, size, size) if frames > 1 else (size, size)).astype(np.float32)
     t = time.perf_counter()
     if model == 'plain': p = predict(net, (x - x.mean())/x.std())
+    elif model == 'patches': p = predict(net, (x - x.mean())/x.std(), bs=8)  # a stack of 512 px patches, as in training
     else: p = segment(net, x, tile=tile, progress=False, xrays=False)
     dt = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
@@ -43,5 +44,8 @@ if __name__ == '__main__':
         r = run(model, size, tile, 1)
         mode = 'whole' if tile is None and size <= 2048 else f"tiles {tile or 1024}"
         print(f"{model:<7}{size:>6}{mode:>12}{r['s']:>9.2f}{size**2/r['s']/px_s:>20.2f}{r['peak_mb']:>9.0f}{r['peak_mb'] - r['base_mb']:>18.0f}")
+    r = run('patches', 512, None, 64)
+    print(f"64 patches of 512 px, hr-au predict() in batches of 8: {r['s']:.2f} s = {64/r['s']:.1f} patches/s, "
+          f"{64*512**2/r['s']/px_s:.2f}x baseline px rate; peak {r['peak_mb']:.0f} MB ({r['peak_mb'] - r['base_mb']:.0f} above imports)")
     r = run('hr-au', 1024, None, 100)
     print(f"stack of 100 frames of 1024 px, hr-au: {r['s']:.1f} s = {100/r['s']:.1f} frames/s; peak {r['peak_mb']:.0f} MB")
