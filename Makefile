@@ -19,7 +19,7 @@ $(VENV)/.temrf-installed: settings.ini setup.py
 	  else python3 -m venv $(VENV); fi; fi
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	@$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
-	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[dev,sim,files]"
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[dev,sim,files,cluster]"
 	@touch $@
 
 # The study's finding on two CPU cores: two runs side by side, one thread each.
