@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['N2_RF', 'CPU', 'STUDY', 'LEVELS', 'EDGE_ARCHS', 'QUICK', 'SWEEPS', 'PRESETS', 'ENGINES', 'CONNECT_TIMEOUT',
            'make_grid', 'pool_archs', 'dilation_archs', 'sweep_grid', 'check_grid', 'prepare_data', 'run_notebook',
-           'run_one', 'run_sweep', 'dask_client', 'check_workers', 'sweep_cmd']
+           'run_one', 'run_sweep', 'run_group', 'dask_client', 'check_workers', 'sweep_cmd']
 
 # %% ../nbs/08_sweep.ipynb #3b5f9b8d
 import os, shutil, socket, time, uuid
@@ -22,6 +22,7 @@ from .datasets import check_data_dir, default_patch, image_size, resolve_dataset
 from .rf import arch_name, pool_sequences, receptive_field, dilation_series, fit_problem
 from .runs import SEEDS, COLUMNS, RunSpec, collect, read_record, _ints
 from .train import train_run
+from .stack import fit_stack, stack_key
 
 # %% ../nbs/08_sweep.ipynb #b2b69faf
 def _arch_fields(a):
@@ -185,11 +186,15 @@ def _why(e):
     "One line naming the exception `e`"
     return (f"{type(e).__name__}: {e}".strip().splitlines() or [type(e).__name__])[0]
 
-def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None, progress=True, scheduler=None):
+def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None, progress=True, scheduler=None, stack=1):
     "Run every run of `runs` not yet recorded in `out`, collecting `results.csv` as they finish; return the table"
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose 'papermill' or 'inline'")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive number of runs side by side, got {n_jobs!r}")
+    if isinstance(stack, bool) or not isinstance(stack, (int, np.integer)) or stack < 1:
+        raise ValueError(f"stack must be a positive number of runs trained as one module, got {stack!r}")
+    if stack > 1 and engine != 'inline':
+        raise ValueError("stack trains several runs as one module in one process: use engine='inline' (--engine inline)")
     if scheduler is not None and n_jobs > 1:
         raise ValueError("n_jobs does not apply to a Dask cluster: each worker runs as many runs as its threads (dask worker --nthreads)")
     if not runs: raise ValueError("the grid holds no runs")
@@ -203,9 +208,9 @@ def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None,
         if client is not None: check_workers(client, out, data, data_dir)
         if new: write_json(dict(name=name, runs=[dict(r.params(), run_id=r.run_id) for r in runs]), out/'sweep.json')
         todo = [r for r in runs if not (out/'runs'/r.run_id/'record.json').exists()]
-        failed, t0 = {}, time.time()
-        if client is not None: _run_on_cluster(client, todo, out, data_dir, engine, failed, progress)
-        else: _run_here(todo, out, data_dir, engine, n_jobs, failed, progress)
+        failed, t0, groups = {}, time.time(), _stacks(todo, stack)
+        if client is not None: _run_on_cluster(client, groups, out, data_dir, engine, failed, progress)
+        else: _run_here(groups, out, data_dir, engine, n_jobs, failed, progress)
     finally:
         if client is not None and client is not scheduler: client.close()
     df = collect(out)
@@ -215,18 +220,30 @@ def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None,
     for k, v in failed.items(): print(f"failed: {k}: {v} (see {where})")
     return df
 
-def _run_here(todo, out, data_dir, engine, n_jobs, failed, progress):
-    "Run `todo` on this machine, `n_jobs` papermill kernels side by side; note failures in `failed`"
-    def one(r):
-        try: run_one(r, out, data_dir, engine)
-        except Exception as e: failed[r.run_id] = _why(e)
+def _stacks(todo, stack=1):
+    "`todo` in groups of up to `stack` runs that train as one stack (equal `stack_key` and dataset; early stoppers alone)"
+    groups = {}
+    for r in todo: groups.setdefault((stack_key(r), r.dataset) if stack > 1 and not r.early_stop else r.run_id, []).append(r)
+    return [g[i:i + stack] for g in groups.values() for i in range(0, len(g), stack)]
+
+def run_group(group, out, data_dir=None, engine='papermill'):
+    "Train the runs of `group` not yet recorded in `out`: one with `run_one`, several as one stack (`fit_stack`)"
+    todo = [r for r in group if not (Path(out)/'runs'/r.run_id/'record.json').exists()]  # a lost worker's retry may find some
+    if len(todo) > 1: return fit_stack(todo, out, data_dir, progress=False)
+    return [run_one(r, out, data_dir, engine) for r in todo]
+
+def _run_here(groups, out, data_dir, engine, n_jobs, failed, progress):
+    "Run `groups` on this machine, `n_jobs` papermill kernels side by side; note failures in `failed`"
+    def one(g):
+        try: run_group(g, out, data_dir, engine)
+        except Exception as e: failed.update({r.run_id: _why(e) for r in g})
     if n_jobs > 1 and engine == 'papermill':
         with ThreadPoolExecutor(n_jobs) as ex:
-            for _ in _progress(as_completed([ex.submit(one, r) for r in todo]), progress, len(todo)): collect(out)
+            for _ in _progress(as_completed([ex.submit(one, g) for g in groups]), progress, len(groups)): collect(out)
     else:
-        for r in _progress(todo, progress, len(todo)): one(r); collect(out)
+        for g in _progress(groups, progress, len(groups)): one(g); collect(out)
 
-# %% ../nbs/08_sweep.ipynb #56d63790
+# %% ../nbs/08_sweep.ipynb #b98f034b
 CONNECT_TIMEOUT = 10  # seconds to wait for a Dask scheduler's answer, and for its first worker
 
 def _scheduler_address(scheduler):
@@ -255,7 +272,7 @@ def dask_client(scheduler):
     raise ConnectionError(f"no Dask scheduler answers at {addr} ({why}); start one with `dask scheduler` and workers with "
                           f"`dask worker {addr} --nthreads 1`, or check the address")
 
-# %% ../nbs/08_sweep.ipynb #138dc61f
+# %% ../nbs/08_sweep.ipynb #9cf9b316
 def _worker_misses(out, files):
     "On a worker: the first of the output folder (or its nearest existing parent, writable) and `files` it cannot reach"
     where = next(p for p in [Path(out), *Path(out).parents] if p.exists())
@@ -279,20 +296,17 @@ def check_workers(client, out, data, data_dir=None):
         if miss: raise FileNotFoundError(f"Dask worker {w} cannot reach {miss}: put the output folder (--out) and the data "
                                          "(--data) on a filesystem every worker mounts at the same path")
 
-def _cluster_run(spec, out, data_dir, engine):
-    "`run_one` on a worker, unless the run was recorded meanwhile (by an attempt on a worker that was lost)"
-    rec = Path(out)/'runs'/spec.run_id/'record.json'
-    return read_record(rec) if rec.exists() else run_one(spec, out, data_dir, engine)
-
-def _run_on_cluster(client, todo, out, data_dir, engine, failed, progress):
-    "Submit `todo` to the cluster of `client`, a task per run; collect `results.csv` as runs finish; failures in `failed`"
+def _run_on_cluster(client, groups, out, data_dir, engine, failed, progress):
+    "Submit `groups` to the cluster of `client`, a task each; collect `results.csv` as they finish; failures in `failed`"
     from distributed import as_completed as finished
     out, data_dir = str(Path(out).resolve()), None if data_dir is None else str(Path(data_dir).resolve())
     tag = uuid.uuid4().hex[:8]
-    futs = {client.submit(_cluster_run, r, out, data_dir, engine, key=f'temrf-{r.run_id}-{tag}', pure=False): r for r in todo}
+    futs = {client.submit(run_group, g, out, data_dir, engine, key=f'temrf-{g[0].run_id}-{tag}', pure=False): g for g in groups}
     try:
         for f in _progress(finished(futs, loop=client.loop), progress, len(futs)):
-            if f.status != 'finished': failed[futs[f].run_id] = 'cancelled' if f.status == 'cancelled' else _why(f.exception())
+            if f.status != 'finished':
+                why = 'cancelled' if f.status == 'cancelled' else _why(f.exception())
+                failed.update({r.run_id: why for r in futs[f]})
             collect(out)
     finally: client.cancel(list(futs))  # an interrupted sweep leaves no queued runs behind
 
@@ -307,6 +321,7 @@ def sweep_cmd(preset:str='quick', # quick, demo, contrast, lowres, edges (CPU); 
               pools:str='max', # pooling types, comma separated: max (the study's), avg (average pooling, bilinear upsampling)
               kernels:str='3', # convolution kernel sizes, comma separated (odd; the study's is 3)
               scheduler:str=None, # address of a Dask scheduler (tcp://HOST:8786): its workers run the runs
+              stack:int=1, # runs of one architecture trained at once as one module (with --engine inline; fills a GPU)
              ):
     "Run (or resume) the sweep `preset` into `out`; print where the results table is"
     if engine not in ENGINES: raise ValueError(f"--engine must be 'papermill' or 'inline', got {engine!r}")
@@ -314,7 +329,7 @@ def sweep_cmd(preset:str='quick', # quick, demo, contrast, lowres, edges (CPU); 
     if (bad := [p for p in pool_types if p not in ('max', 'avg')]): raise ValueError(f"--pools takes max and/or avg, got {bad[0]!r}")
     runs = sweep_grid(preset, None if seeds is None else _ints(seeds, 'seeds'), epochs, pool_types, _ints(kernels, 'kernels'))
     out = Path(out or f'results/{preset}')
-    df = run_sweep(runs, out, data, engine, n_jobs, name=preset, scheduler=scheduler)
+    df = run_sweep(runs, out, data, engine, n_jobs, name=preset, scheduler=scheduler, stack=stack)
     print(f"results: {out/'results.csv'} ({len(df)} of {len(runs)} runs recorded)")
     if len(df) < len(runs): raise RuntimeError(f"{len(runs) - len(df)} runs failed; rerun the same command to retry them")
     return df
