@@ -37,15 +37,14 @@ if __name__ == '__main__':
         child(m, size, tile, frames); sys.exit()
     base = run('plain', 2048, None, 1)
     px_s = 2048**2/base['s']
-    print(f"threads: {os.environ.get('OMP_NUM_THREADS', 2)}; baseline: N=2 hr-au predict() on one 2048 px image: {base['s']:.2f} s, "
-          f"{px_s/1e6:.2f} Mpx/s, peak {base['peak_mb']:.0f} MB")
-    print(f"{'model':<7}{'size':>6}{'mode':>12}{'seconds':>9}{'x baseline px rate':>20}{'peak MB':>9}{'above imports MB':>18}")
+    print(f"Threads: {os.environ.get('OMP_NUM_THREADS', 2)}. Baseline: N=2 hr-au `predict()` on one 2048 px image, "
+          f"{base['s']:.2f} s = {px_s/1e6:.2f} Mpx/s, peak {base['peak_mb']:.0f} MB.\n")
+    print("| model | px | mode | seconds | px rate / baseline | peak MB | above imports MB |")
+    print("|---|---|---|---|---|---|---|")
+    def row(model, size, mode, r, n=1):
+        print(f"| {model} | {size} | {mode} | {r['s']:.2f} | {n*size**2/r['s']/px_s:.2f}x | {r['peak_mb']:.0f} | "
+              f"{r['peak_mb'] - r['base_mb']:.0f} |", flush=True)
     for model, size, tile in CASES:
-        r = run(model, size, tile, 1)
-        mode = 'whole' if tile is None and size <= 2048 else f"tiles {tile or 1024}"
-        print(f"{model:<7}{size:>6}{mode:>12}{r['s']:>9.2f}{size**2/r['s']/px_s:>20.2f}{r['peak_mb']:>9.0f}{r['peak_mb'] - r['base_mb']:>18.0f}")
-    r = run('patches', 512, None, 64)
-    print(f"64 patches of 512 px, hr-au predict() in batches of 8: {r['s']:.2f} s = {64/r['s']:.1f} patches/s, "
-          f"{64*512**2/r['s']/px_s:.2f}x baseline px rate; peak {r['peak_mb']:.0f} MB ({r['peak_mb'] - r['base_mb']:.0f} above imports)")
-    r = run('hr-au', 1024, None, 100)
-    print(f"stack of 100 frames of 1024 px, hr-au: {r['s']:.1f} s = {100/r['s']:.1f} frames/s; peak {r['peak_mb']:.0f} MB")
+        row(model, size, 'whole' if tile is None and size <= 2048 else f"tiles {tile or 1024}", run(model, size, tile, 1))
+    row('hr-au', 512, '64 patches, `predict` batch 8', run('patches', 512, None, 64), 64)
+    row('hr-au', 1024, 'stack of 100 frames', run('hr-au', 1024, None, 100), 100)

@@ -55,7 +55,7 @@ def main():
         mem = torch.cuda.max_memory_allocated()/1e9 if gpu else float('nan')
         one, per = n/t1, n/tk
         rows.append(dict(arch=f"m{''.join(map(str, pools))}", alone=one, per_model=per, total=k*per, mem=mem))
-        line = f"| N={nb} m{''.join(map(str, pools))} | {one:.1f} | {per:.1f} | {k*per:.1f} | {k*per/one:.2f}x | {mem:.1f} |"
+        line = f"| N={nb} m{''.join(map(str, pools))} | {one:.1f} | {per:.1f} | {k*per:.1f} | {k*per/one:.2f}x | {f'{mem:.1f}' if gpu else 'n/a'} |"
         lines.append(line); print(line, flush=True)
     if gpu:  # the study's HR 5 nm pooling sweep: 5 seeds per sequence, one stack each
         imgs = 100*1208*(1 + 1/7)  # per model: 100 epochs of training and validation images
