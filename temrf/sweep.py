@@ -205,7 +205,7 @@ def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None,
         new = _check_claim(out, runs)
         check_grid(runs, data_dir)
         data = prepare_data(runs, data_dir)
-        if client is not None: check_workers(client, out, data, data_dir)
+        if client is not None: check_workers(client, out, data)
         if new: write_json(dict(name=name, runs=[dict(r.params(), run_id=r.run_id) for r in runs]), out/'sweep.json')
         todo = [r for r in runs if not (out/'runs'/r.run_id/'record.json').exists()]
         failed, t0, groups = {}, time.time(), _stacks(todo, stack)
@@ -279,7 +279,7 @@ def _worker_misses(out, files):
     if not (where.is_dir() and os.access(where, os.W_OK)): return out
     return next((f for f in files if not os.path.isfile(f)), None)
 
-def check_workers(client, out, data, data_dir=None):
+def check_workers(client, out, data):
     "Check that the cluster of `client` has workers that run temrf and reach `out` and the files of `data` (`prepare_data`)"
     addr = client.scheduler.address
     rel = [d['dataset'] for d in data.values() if d['origin'] == 'folder' and not Path(d['dataset']).expanduser().is_absolute()
