@@ -61,4 +61,4 @@ if __name__ == '__main__':
     a, b = fourier_filter(img, r_in, r_out), fourier_filter_study(img, r_in, r_out)
     t, t0 = best(lambda: fourier_filter(img, r_in, r_out)), best(lambda: fourier_filter_study(img, r_in, r_out))
     print(f"| fourier_filter, 4096 px | {t:.3f} | the study's numpy/skimage procedure | {t0:.3f} | **{t0/t:.1f}x** | "
-          f"{np.array_equal(a, b)} ({np.count_nonzero(a != b)} pixels differ) |")
+          f"{np.array_equal(a, b)} ({np.count_nonzero(a != b)} pixels differ) |\n")

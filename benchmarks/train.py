@@ -10,7 +10,7 @@ both). Threads: $OMP_NUM_THREADS (default 2, this machine's cores)."""
 import json, os, resource, subprocess, sys, tempfile, time
 
 ARCHS = {'N=2 m22': (2, (2, 2)), 'N=2 m88': (2, (8, 8)), 'N=3 m222': (3, (2, 2, 2)), 'N=4 m2222': (4, (2, 2, 2, 2))}
-N_TRAIN = {256: 32, 512: 16}
+N_TRAIN = {256: 64, 512: 32}
 SPEEDUPS = ('channels_last', 'heap', 'compile', 'bf16', 'tensors', 'nosync')
 
 def _data(size):
