@@ -7,6 +7,8 @@ __all__ = ['remove_xrays', 'standardize', 'make_patches', 'drop_background', 'sp
            'seeded_shuffle', 'Splits', 'prepare_splits']
 
 # %% ../nbs/01_preprocess.ipynb #015d429e
+import os
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -42,6 +44,15 @@ def _median_of(window, n):
     part = np.partition(win, (k1 - below, k2 - below))
     return np.mean(part[[k1 - below, k2 - below]] if k2 > k1 else part[k1 - below:k1 - below + 1])  # as np.median
 
+_THREADS = min(os.cpu_count() or 1, 8)
+
+def _window_part(h, lo, hi):
+    "(how many values of `h` lie below `lo`, the values of `h` in [`lo`, `hi`])"
+    m = h >= lo
+    below = h.size - np.count_nonzero(m)
+    m &= h <= hi
+    return below, h[m]
+
 def _median_window(a, n_sample=65536):
     "(`np.median(a)`, its window for `_median_of`, or None for small arrays): the window bounded by a sorted sample"
     a = a.ravel()
@@ -50,7 +61,9 @@ def _median_window(a, n_sample=65536):
     s = np.sort(a[::n//n_sample])
     q, d = len(s)*((n - 1)//2)//n, 4*int(np.sqrt(len(s))) + 2  # the median's rank in the sample, +-8 standard errors
     lo, hi = s[max(q - d, 0)], s[min(q + d, len(s) - 1)]
-    w = (lo, hi, np.count_nonzero(a < lo), a[(a >= lo) & (a <= hi)])
+    with ThreadPoolExecutor(_THREADS) as ex:  # numpy releases the GIL in each part's passes
+        parts = list(ex.map(lambda h: _window_part(h, lo, hi), np.array_split(a, 4*_THREADS)))
+    w = (lo, hi, sum(b for b, _ in parts), np.concatenate([v for _, v in parts]))
     med = _median_of(w, n)
     return (np.median(a), None) if med is None else (med, w)
 
