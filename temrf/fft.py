@@ -103,7 +103,7 @@ def fourier_filter(img, r_in, r_out, sigma=9):
 
 def fourier_filter_study(img, r_in, r_out, sigma=9):
     "`fourier_filter` as the study computes it: complex float64 `numpy.fft`, scikit-image's `gaussian` and `threshold_otsu`"
-    img = _check_image(img).astype(np.float64); _check_band(r_in, r_out, img.shape)  # numpy 2 would keep float32
+    img = np.asarray(_check_image(img), np.float64); _check_band(r_in, r_out, img.shape)  # numpy 2 would keep float32
     f = np.fft.fftshift(np.fft.fft2(img))*band_mask(img.shape, r_in, r_out)
     amp = gaussian(np.abs(np.fft.ifft2(np.fft.ifftshift(f))), sigma=sigma)
     return amp > threshold_otsu(amp)

@@ -265,7 +265,7 @@ def dask_client(scheduler):
     if isinstance(scheduler, Client): return scheduler
     if not isinstance(scheduler, str) or not scheduler.strip():
         raise ValueError(f"scheduler must be the address of a Dask scheduler, e.g. tcp://HOST:8786, got {scheduler!r}")
-    addr, why = _scheduler_address(scheduler)
+    addr, why = _scheduler_address(scheduler)  # a plain socket first: a refused Client waits out its timeout, twice
     if why is None:
         try: return Client(addr, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except OSError as e: why = _why(e)
