@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['N2_RF', 'CPU', 'STUDY', 'LEVELS', 'EDGE_ARCHS', 'QUICK', 'SWEEPS', 'PRESETS', 'ENGINES', 'CONNECT_TIMEOUT',
            'make_grid', 'pool_archs', 'dilation_archs', 'sweep_grid', 'check_grid', 'prepare_data', 'run_notebook',
-           'run_one', 'run_sweep', 'run_group', 'dask_client', 'check_workers', 'sweep_cmd']
+           'kernel_config', 'run_one', 'run_sweep', 'run_group', 'dask_client', 'check_workers', 'sweep_cmd']
 
 # %% ../nbs/08_sweep.ipynb #3b5f9b8d
 import os, shutil, socket, time, uuid
@@ -145,6 +145,14 @@ def run_notebook():
     if not nb.exists(): raise FileNotFoundError(f"{nb} is missing; reinstall temrf or use engine='inline'")
     return nb
 
+# %% ../nbs/08_sweep.ipynb #a24d69b9
+def kernel_config():
+    "Traitlets config for papermill's kernel manager: CurveZMQ-encrypted TCP, or IPC sockets without CurveZMQ"
+    import zmq
+    from traitlets.config import Config
+    if zmq.has('curve'): return Config({'AsyncKernelManager': {'transport_encryption': 'auto'}})
+    return Config({'AsyncKernelManager': {'transport': 'ipc'}}) if os.name == 'posix' else Config()
+
 # %% ../nbs/08_sweep.ipynb #14ddd84d
 def run_one(spec, out, data_dir=None, engine='papermill', progress=False):
     "Execute the run `spec` into `<out>/runs/<run_id>/` with `engine` ('papermill' or 'inline'); return its record"
@@ -156,7 +164,8 @@ def run_one(spec, out, data_dir=None, engine='papermill', progress=False):
     nb = out/'runs'/f'.{spec.run_id}.ipynb'
     nb.parent.mkdir(parents=True, exist_ok=True)
     try: pm.execute_notebook(str(run_notebook()), str(nb), kernel_name='python3', language='python',
-                             parameters=dict(spec=spec.params(), out=str(out), data_dir=data_dir), progress_bar=progress)
+                             parameters=dict(spec=spec.params(), out=str(out), data_dir=data_dir), progress_bar=progress,
+                             config=kernel_config())
     except BaseException:
         if nb.exists(): (out/'failed').mkdir(exist_ok=True); os.replace(nb, out/'failed'/f'{spec.run_id}.ipynb')
         raise

@@ -42,7 +42,7 @@ SWEEP = textwrap.dedent("""
 """)
 
 
-def test_sigkill_midway_then_resume(tmp_path, monkeypatch):
+def test_sigkill_midway_then_resume(tmp_path, monkeypatch, capfd):
     "SIGKILL the sweep (and its kernel) once the first record exists; the rerun records every run exactly once"
     data, out = tmp_path/'toy', tmp_path/'sweep'
     toy_pair(data)
@@ -63,7 +63,9 @@ def test_sigkill_midway_then_resume(tmp_path, monkeypatch):
     mtime = first.stat().st_mtime_ns
     if (out/'results.csv').exists(): pd.read_csv(out/'results.csv')  # never half-written
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # the rerun's kernels: tiny batches on a shared CPU
+    capfd.readouterr()
     df = run_sweep(runs, out, progress=False)
+    assert 'without encryption' not in capfd.readouterr().err, "the run's kernel warned of an unencrypted transport"
     ids = [r.run_id for r in runs]
     records = sorted(out.glob('runs/*/record.json'))
     assert sorted(p.parent.name for p in records) == sorted(ids)
