@@ -23,7 +23,7 @@ from .model import ResUNet, predict
 from .rf import parse_arch, receptive_field
 from .io import check_out_dir
 from .guide import needed_rf_table, plot_rf_curves
-from .runs import load_results, load_run
+from .runs import check_rf_dice, load_results, load_run
 from .metrics import mask_dice
 from .fft import fourier_filter, band_from_spacings, missed_map, AU_SPACINGS_A
 
@@ -113,7 +113,8 @@ def plot_dice_vs_rf(df, datasets=None, paper=True, figsize=(9, 3), title=None):
     "Test hard dice vs RF (nm) of results `df` (or its summary), one panel per dataset, one line per N (Figs. 2c/d, 3, 4)"
     if not isinstance(paper, (bool, dict)):
         raise TypeError(f"`paper` must be True/False or a dict of our dataset -> the paper's, got {paper!r}")
-    s = df if 'dice_mean' in df else summarize(df)
+    s = df if 'dice_mean' in df else summarize(check_rf_dice(df, 'results `df`'))
+    check_rf_dice(s, 'results `df`')  # a log axis: receptive fields must be > 0 nm
     datasets = list(dict.fromkeys(s.dataset)) if datasets is None else list(datasets)
     if unknown := set(datasets) - set(s.dataset):
         raise ValueError(f"no results for dataset(s) {sorted(unknown)}; have {sorted(set(s.dataset))}")
@@ -292,7 +293,7 @@ def pool_vs_dilation_from_runs(pooled_run, dilated_run, n_images=16, data=None, 
 # %% ../nbs/09_analysis.ipynb #cd32a007
 def pool_dilation_pair(df):
     "Run folders (pooled, dilated) of closest RF in results `df` (same dataset, N, seed), or None"
-    d = df[df.run_path.notna()].assign(variant=lambda x: _variant(x))
+    d = check_rf_dice(df, 'results `df`')[df.run_path.notna()].assign(variant=lambda x: _variant(x))
     pairs = d[d.variant == 'pooling'].merge(d[d.variant == 'dilation'], on=['dataset', 'n_blocks', 'seed'], suffixes=('_p', '_d'))
     if not len(pairs): return None
     best = pairs.loc[(np.log(pairs.rf_nm_p) - np.log(pairs.rf_nm_d)).abs().idxmin()]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 # %% ../nbs/06a_datasets.ipynb #53d87bfe
 import numpy as np
-from .io import load_h5_pair, open_h5, read_h5_attrs, save_h5_pair
+from .io import h5_dataset, load_h5_pair, open_h5, read_h5_attrs, save_h5_pair
 from .preprocess import prepare_splits
 from .rf import PIXEL_NM
 from .fft import AU_SPACINGS_A
@@ -110,9 +110,9 @@ def image_size(dataset, data_dir=None):
         from temrf.sim import PRESETS
         return int(PRESETS[name]['size'])
     f = find_pair(where, STUDY_FILES[name] if origin == 'study' else '*')[0]
-    with open_h5(f) as h:
-        if 'images' not in h: raise ValueError(f"{f} has no dataset 'images'; keys present: {list(h.keys())}")
-        return int(min(h['images'].shape[1:]))
+    with open_h5(f) as h: shape = h5_dataset(h, 'images', f, "store the images under 'images'").shape
+    if len(shape) not in (2, 3): raise ValueError(f"{f}: 'images' has shape {shape}; store a stack (N, H, W) or one image (H, W)")
+    return int(min(shape[-2:]))
 
 # %% ../nbs/06a_datasets.ipynb #8fee0672
 def default_patch(size, patch=None):

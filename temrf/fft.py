@@ -15,6 +15,7 @@ from scipy.ndimage import gaussian_filter, median_filter
 from scipy.signal import find_peaks, peak_widths
 from skimage.filters import gaussian, threshold_otsu
 
+from .io import as_stack
 from .metrics import mask_dice
 from .rf import PIXEL_NM, _pixel_nm
 
@@ -36,7 +37,10 @@ def _band_holds_any(shape, r_in, r_out):
     return bool(((d2 >= r_in**2) & (d2 <= r_out**2)).any())
 
 def _check_band(r_in, r_out, shape):
-    "Refuse a band outside (0, Nyquist] or with `r_in` >= `r_out`"
+    "Refuse a band that is not two numbers, lies outside (0, Nyquist] or has `r_in` >= `r_out`"
+    for k, r in (('r_in', r_in), ('r_out', r_out)):
+        if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{k} must be a number of px (a radius in the FFT), got {r!r}; e.g. fourier_filter(img, 38, 55)")
     nyq = min(shape)/2
     if not (np.isfinite(r_in) and np.isfinite(r_out)) or r_in >= r_out:
         raise ValueError(f"band radii must satisfy r_in < r_out, got r_in={r_in}, r_out={r_out}")
@@ -113,12 +117,15 @@ AU_SPACINGS_A = (2.355, 2.039)  # Au(111) and Au(200) lattice spacings in angstr
 
 def spacing_radius(spacing_A, pixel_nm, size):
     "Radius in px of the FFT peak of fringes `spacing_A` apart in a `size` px image at `pixel_nm` nm/px"
-    if np.any(np.asarray(spacing_A) <= 0): raise ValueError(f"lattice spacings must be positive (angstrom), got {spacing_A}")
+    s = np.asarray(spacing_A)
+    if s.dtype.kind not in 'iuf' or not np.isfinite(s).all() or np.any(s <= 0):
+        raise ValueError(f"lattice spacings must be positive (angstrom), got {spacing_A!r}; e.g. AU_SPACINGS_A = {AU_SPACINGS_A}")
     return size*_pixel_nm(pixel_nm)*10/np.asarray(spacing_A, dtype=float)
 
 # %% ../nbs/06_fft.ipynb #089d7936
 def band_from_spacings(spacings_A=AU_SPACINGS_A, pixel_nm='hr', size=512, margin=(0.19, 0.02)):
     "(r_in, r_out) px around the FFT peaks of `spacings_A`; `margin` (inner, outer) is relative to the radii"
+    if np.size(spacings_A) == 0: raise ValueError(f"spacings_A holds no lattice spacing; give at least one (angstrom), e.g. {AU_SPACINGS_A}")
     r = spacing_radius(spacings_A, pixel_nm, size)
     m_in, m_out = (margin, margin) if np.isscalar(margin) else margin
     r_in, r_out = int(round(r.min()*(1 - m_in))), int(round(r.max()*(1 + m_out)))
@@ -142,16 +149,15 @@ def fringe_image(size=512, pixel_nm='hr', spacing_A=2.355, diameter_nm=5, fringe
 # %% ../nbs/06_fft.ipynb #eac9358e
 def fft_baseline_dice(images, labels, r_in, r_out, sigma=9):
     "Per-image dice of `fourier_filter` masks of `images` (H,W) or (N,H,W) against 0/1 `labels`"
-    images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim == 2: images, labels = images[None], labels[None]
+    images, labels = as_stack(images), as_stack(labels, 'labels')
     if images.shape != labels.shape: raise ValueError(f"images {images.shape} and labels {labels.shape} differ in shape")
     return mask_dice(np.stack([fourier_filter(im, r_in, r_out, sigma) for im in images]), labels)
 
 # %% ../nbs/06_fft.ipynb #f57d3fcc
 def radial_power(images):
     "Ring-averaged power spectrum (index = radius in px, up to Nyquist) averaged over `images` (H,W) or (N,H,W)"
-    images = np.asarray(images)
-    images = images[None] if images.ndim == 2 else images
+    images = as_stack(images)
+    if not len(images): raise ValueError(f"images holds no image (shape {images.shape}); give at least one (H,W) image")
     acc = sum(np.abs(sfft.fftshift(sfft.fft2(im - im.mean())))**2 for im in map(_check_image, images))
     rows, cols = acc.shape
     y, x = np.ogrid[:rows, :cols]
@@ -161,6 +167,8 @@ def radial_power(images):
 # %% ../nbs/06_fft.ipynb #1eec65c9
 def auto_band(images, r_min=8, window=31, thresh=8.0, group=1.25):
     "(r_in, r_out) around the strongest peak(s) of the radial power spectrum of `images` above `r_min` px"
+    if isinstance(window, (bool, np.bool_)) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1 (px of the median that estimates the background), got {window!r}")
     prof = radial_power(images)
     lp = np.log(prof[1:] + 1e-12*prof.max())                             # index i is radius i + 1
     res = lp - median_filter(lp, size=window, mode='nearest')            # peaks over a smooth background

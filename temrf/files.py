@@ -21,8 +21,8 @@ import numpy as np
 import scipy.ndimage
 import tifffile
 
-from .io import _grey, _unreadable, atomic_write, open_h5, read_h5_attrs
-from .rf import _pixel_nm
+from .io import _grey, _unreadable, atomic_write, h5_dataset, open_h5, read_h5_attrs, tmp_path
+from .rf import PIXEL_RANGE_NM, _pixel_nm
 
 # %% ../nbs/13_files.ipynb #3b531d88
 UNITS_NM = {'nm': 1., 'nanometer': 1., 'nanometre': 1., 'pm': 1e-3, 'å': 0.1, 'a': 0.1, 'angstrom': 0.1,
@@ -51,9 +51,10 @@ def pixel_nm_from(scales, units, file='the file'):
     if scales is None: return None
     per = [nm_per_unit(u, file) for u in units]
     if None in per: return None
-    size = tuple(abs(float(s)) * k for s, k in zip(scales, per))
-    if not all(np.isfinite(size)) or min(size) <= 0:
-        raise ValueError(f"{file} gives a pixel size of {size} nm; give the pixel size with --pixel-size NM (pixel_nm=...)")
+    try: size = tuple(abs(float(s)) * k for s, k in zip(scales, per))  # a negative scale is a flipped axis (DigitalMicrograph)
+    except (TypeError, ValueError): size = tuple(scales)
+    if not all(isinstance(v, float) and np.isfinite(v) and v > 0 for v in size):
+        raise ValueError(f"{file} gives a pixel size of {size} nm, not a positive number; give the pixel size with --pixel-size NM (pixel_nm=...)")
     return size
 
 # %% ../nbs/13_files.ipynb #f4d08584
@@ -143,7 +144,7 @@ def tiff_writer(path, pixel_nm=None, overwrite=False):
     _no_overwrite(p, overwrite)
     kw = _imagej_kwargs(pixel_nm)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f'.{p.name}.{os.getpid()}.tmp')
+    tmp = tmp_path(p)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='.*truncating ImageJ file')  # > 4 GB: one IFD, as ImageJ does
@@ -164,7 +165,7 @@ RESUNITS = {tifffile.RESUNIT.INCH: 'inch', tifffile.RESUNIT.CENTIMETER: 'cm', ti
 def _resolution(page):
     "Pixels per unit (y, x) from the resolution tags of the TIFF `page`, or None"
     r = [page.tags.get(k) for k in ('YResolution', 'XResolution')]
-    if None in r or any(len(t.value) != 2 or 0 in t.value for t in r): return None
+    if None in r or any(len(t.value) != 2 or 0 in t.value or 2**32 - 1 in t.value for t in r): return None  # unset or saturated
     return tuple(t.value[0] / t.value[1] for t in r)
 
 # %% ../nbs/13_files.ipynb #313ca380
@@ -197,17 +198,30 @@ def _tiff_calibration(tf, file):
     return tuple(1 / r for r in res), (unit, unit), dict(calibration='resolution tags')
 
 # %% ../nbs/13_files.ipynb #166f5e01
+def _image_series(tf):
+    "The image series of the open TIFF `tf`, reduced-resolution previews left out"
+    return [s for s in tf.series if not (s.keyframe.is_reduced or s.kind == 'thumbnail')] or tf.series[:1]
+
+def _mixed(series, file):
+    "A one-line error for TIFF `series` that differ in size or type"
+    sizes = ', '.join(sorted({'x'.join(map(str, s.shape)) + f' {s.dtype}' for s in series}))
+    return ValueError(f"{file} holds {len(series)} images of different sizes or types ({sizes}); temrf reads one image or a stack of one size: save them as separate files")
+
 def _read_tiff(file, mmap=True):
     "Pixels (memory-mapped if uncompressed and `mmap`), raw (y, x) scales, units and notes of the TIFF `file`"
     try:
         with tifffile.TiffFile(file) as tf:
-            s = tf.series[0]
+            series = _image_series(tf)
+            s, mixed = series[0], len({(x.shape, x.dtype, x.axes) for x in series}) > 1
             scales, units, meta = _tiff_calibration(tf, file)
-            data = s.asarray() if not mmap or 'S' in s.axes or s.dataoffset is None else None
-            axes = s.axes
-        if data is None: data = tifffile.memmap(file, series=0, mode='r')
+            if mixed: data = None
+            elif len(series) > 1: data = np.stack([x.asarray() for x in series])  # pages appended one by one: one stack
+            else: data = s.asarray() if not mmap or 'S' in s.axes or s.dataoffset is None else None
+            axes = ('I' + s.axes) if len(series) > 1 else s.axes
+        if data is None and not mixed: data = tifffile.memmap(file, series=0, mode='r')
     except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError, struct.error) as e:
         raise _unreadable(file, 'TIFF', e) from None
+    if mixed: raise _mixed(series, file)
     data = _grey(data, axes.index('S') if 'S' in axes else None, file)
     if data.ndim > 3: data = data.reshape(-1, *data.shape[-2:])
     return data, scales, units, dict(meta, format='TIFF', axes=axes, memmap=isinstance(data, np.memmap))
@@ -222,7 +236,7 @@ def _read_npy(file, mmap=True):
 # %% ../nbs/13_files.ipynb #aa510590
 def _h5_images(f, file):
     "The images dataset of the open HDF5 file `f`: `images` (the study's layout) or its only dataset"
-    if isinstance(f.get('images'), h5py.Dataset): return f['images']
+    if 'images' in f: return h5_dataset(f, 'images', file, "store the images under 'images'")  # a group of that name is named
     names = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
     if len(names) == 1 and names[0] != 'labels': return f[names[0]]
     raise ValueError(f"{file} has no dataset 'images' (keys present: {list(f.keys())}); give the images file of a pair, or store the images under 'images'")
@@ -237,7 +251,11 @@ def _read_h5(file, mmap=True):
         key = ds.name
     px = read_h5_attrs(file).get('pixel_nm')
     scales, units = ((px, px), ('nm', 'nm')) if px is not None else (None, None)
-    return a, scales, units, dict(format='HDF5', key=key, memmap=isinstance(a, np.memmap))
+    meta = dict(format='HDF5', key=key, memmap=isinstance(a, np.memmap))
+    if px is not None and not (isinstance(px, (int, float)) and not isinstance(px, bool) and np.isfinite(px) and px > 0):
+        scales = units = None  # a sign here is an error, not a flipped axis
+        meta['bad_calibration'] = f"{file} has pixel_nm={px!r} in its attributes, not a positive number of nm; give the pixel size with --pixel-size NM (pixel_nm=...)"
+    return a, scales, units, meta
 
 # %% ../nbs/13_files.ipynb #11f8b990
 RSCIIO_FORMATS = {'.dm3': ('digitalmicrograph', 'DM3'), '.dm4': ('digitalmicrograph', 'DM4'), '.emd': ('emd', 'EMD'),
@@ -318,6 +336,8 @@ def _calibrate(file, data, scales, units, pixel_nm, resample):
     size = pixel_nm_from(scales, units, file)
     if size is None: return data, None, dict(pixel_source=None)
     if max(size) > 1e6: raise ValueError(f"{file} gives {max(size):.4g} nm pixels, more than 1 mm: not a micrograph's calibration (a diffraction pattern read without its metadata?); give the pixel size with --pixel-size NM (pixel_nm=...)")
+    try: _pixel_nm(min(size))  # the pixel after squaring, which keeps the finer size
+    except ValueError: raise ValueError(f"{file} gives {'x'.join(f'{v:.4g}' for v in size)} nm pixels, outside the {PIXEL_RANGE_NM[0]:g}-{PIXEL_RANGE_NM[1]:g} nm of TEM micrographs; give the pixel size with --pixel-size NM (pixel_nm=...)") from None
     data, px, notes = square_pixels(data, size, file, resample)
     return data, px, dict(notes, pixel_source='file', file_pixel_nm=size)
 
@@ -329,6 +349,7 @@ def read_micrograph(path, pixel_nm=None, resample=False, mmap=True):
     if sfx not in READERS: raise ValueError(f"{p}: temrf cannot read {sfx or 'suffix-less'} files; give one of {' '.join(READERS)}")
     if not p.is_file(): raise FileNotFoundError(f"{p} does not exist (or is a folder); give a micrograph file")
     data, scales, units, meta = READERS[sfx](p, mmap)
+    if pixel_nm is None and meta.get('bad_calibration'): raise ValueError(meta['bad_calibration'])
     data = _check_images(data, p)
     data, px, notes = _calibrate(p, data, scales, units, pixel_nm, resample)
     return Micrograph(data, px, str(p), dict(meta, scales=scales, units=units, **notes))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 import temrf
+from .io import binary_labels
 from .preprocess import standardize
 
 # %% ../nbs/08a_guide.ipynb #35082253
@@ -99,7 +100,8 @@ def plot_rf_curves(df, ax=None, title=None):
     "Dice vs RF (nm) per dataset of results `df` (with `contrast`), error bars over seeds, FFT baseline dashed"
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
-    c = rf_curves(df)
+    from temrf.runs import check_rf_dice
+    c = rf_curves(check_rf_dice(df, 'results `df`'))  # a log axis: receptive fields must be > 0 nm
     ax = ax or plt.subplots(figsize=(5, 3.4))[1]
     order = c.groupby('dataset').contrast.first().abs().sort_values(ascending=False)
     cmap = plt.get_cmap('viridis')
@@ -161,7 +163,7 @@ def suggest_rf(images, pixel_nm, labels=None, model=None, patch=512, progress=Fa
     spacing = lattice_spacing(x, pixel_nm)
     regime = 'high-resolution' if spacing or pixel_nm <= HR_PIXEL_NM else 'low-resolution'
     if labels is not None:
-        mask, source = _frames_for_advice(labels) > 0, 'your labels'
+        mask, source = binary_labels(_frames_for_advice(labels)).astype(bool), 'your labels'
         if mask.shape != x.shape: raise ValueError(f"labels have shape {np.shape(labels)}, images {np.shape(images)}: give one label per image pixel")
     else:
         m = pretrained(model or ('hr-au' if regime == 'high-resolution' else 'lr-au'))
@@ -226,22 +228,42 @@ def _read_images(inputs, pixel_nm=None, resample=False):
     if len({f.shape for f in frames}) > 1: raise ValueError("the images differ in size: advise on one at a time")
     return np.stack(frames), px.pop()
 
+def _patch_table(patch, pixel_nm=None):
+    "`rf_table` for `patch` px (`--patch`) after checking that the patch is >= 8 px and that an architecture fits it"
+    from temrf.rf import rf_table
+    if isinstance(patch, (bool, np.bool_)) or not isinstance(patch, (int, np.integer)) or patch < 8:
+        raise ValueError(f"--patch must be an integer >= 8 px, got {patch!r}")
+    t = rf_table(patch, pixel_nm)
+    if not (t.fits & t.divides).any():
+        raise ValueError(f"--patch {patch}: no architecture fits and divides a {patch}-px patch "
+                         f"(the smallest receptive field is {t.rf_px.min()} px); give a larger --patch")
+    return t
+
+def _read_labels(file, images, pixel_nm, resample=False):
+    "The 0/1 labels in `file` (`--labels`), checked to be a 0/1 or 0/255 mask of the shape of `images`"
+    lab = _read_images([file], pixel_nm, resample)[0]
+    if lab.shape != images.shape:
+        raise ValueError(f"--labels {file} has shape {lab.shape}, the images {images.shape}; give one label per image pixel")
+    return binary_labels(lab, f"--labels {file}")
+
 def rf_cmd(action, **kw):
     "`temrf rf suggest|table|of`: print RF advice, the RF table, or one architecture's RF"
-    from temrf.rf import rf_table, receptive_field, rf_nm, arch_name
+    from temrf.rf import receptive_field, rf_nm, arch_name
     from temrf.model import check_arch
+    from temrf.runs import _ints  # train's parser of integer lists, and its messages
     px = kw.get('pixel_nm')
     if action == 'suggest':
+        _patch_table(kw.get('patch', 512))
         images, px = _read_images(kw['inputs'], px, kw.get('resample', False))
-        labels = _read_images([kw['labels']], px, kw.get('resample', False))[0] if kw.get('labels') else None
+        labels = _read_labels(kw['labels'], images, px, kw.get('resample', False)) if kw.get('labels') else None
         out = suggest_rf(images, px, labels, kw.get('model'), kw.get('patch', 512))
         print(format_advice(out))
     elif action == 'table':
-        out = rf_table(kw.get('patch', 512), px)
+        out = _patch_table(kw.get('patch', 512), px)
         print(out.to_string(index=False))
     else:
-        pools = [int(v) for v in str(kw['pools']).split(',')]
-        dil = [int(v) for v in kw['dilations'].split(',')] if kw.get('dilations') else None
+        pools = list(_ints(str(kw['pools']), 'pools'))
+        dil = list(_ints(kw['dilations'], 'dilations')) if kw.get('dilations') not in (None, '') else None
         check_arch(kw['n_blocks'], pools, dil, kw['kernel'], kw['pool'])
         r = receptive_field(kw['n_blocks'], pools, dil, kw['kernel'], kw['pool'])
         out = dict(arch=arch_name(pools, dil, kw['pool'], kw['kernel']), n_blocks=kw['n_blocks'], rf_px=r,

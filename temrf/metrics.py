@@ -36,6 +36,11 @@ def dice_per_image(logits, target, hard=True, smooth=1.0):
 def dice_from_probs(probs, target, hard=True, smooth=1.0):
     "Dice of each image of class-1 probabilities `probs` (B,H,W), rounded if `hard`, against 0/1 `target` (B,H,W)"
     x, y = torch.as_tensor(probs).float(), torch.as_tensor(target).float()
+    if not ((y == 0) | (y == 1)).all():  # a 0/255 mask would give dice above 1
+        raise ValueError(f"`target` must hold only 0 (background) and 1 (particle), found {torch.unique(y)[:5].tolist()}; "
+                         "binarize it, e.g. temrf.io.binary_labels(labels)")
+    if x.numel() and not (0 <= x.min() and x.max() <= 1):
+        raise ValueError(f"`probs` must be probabilities in [0, 1], got {x.min().item():g}..{x.max().item():g}; pass softmax outputs")
     if hard: x = torch.round(x)
     inter, sums = (x*y).sum(dim=(1, 2)), x.sum(dim=(1, 2)) + y.sum(dim=(1, 2))
     return (2*inter + smooth)/(sums + smooth)                      # eq. (2), smoothed as in the study's code

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 from fastcore.basics import patch
+from .io import first_line
 
 # %% ../nbs/03_model.ipynb #a0db8bd2
 def _norm(bn, x):
@@ -147,7 +148,7 @@ def load_weights(path, map_location='cpu', expect=None):
     try: obj = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError: raise FileNotFoundError(f"{path} does not exist; give a weights file written by temrf") from None
     except Exception as e:
-        raise ValueError(f"{path} is not a temrf weights file ({str(e).strip().splitlines()[0][:120]}); give a model.pth written by temrf") from None
+        raise ValueError(f"{path} is not a temrf weights file ({first_line(e)[:120]}); give a model.pth written by temrf") from None
     if not (isinstance(obj, Mapping) and 'temrf_config' in obj):
         raise ValueError(f"{path} holds weights without their architecture; load a study checkpoint with load_study_checkpoint, or retrain")
     cfg = obj['temrf_config']
@@ -186,21 +187,21 @@ _STANDINS = {n: type(n, (_StudyModule,), {}) for n in ('UNet', 'UNet_MaxPool', '
 # %% ../nbs/03_model.ipynb #154e3b54
 _ALLOWED = {('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'frozenset'), ('torch', 'Size'),
             ('torch._utils', '_rebuild_tensor'), ('torch._utils', '_rebuild_tensor_v2'), ('torch._utils', '_rebuild_parameter'),
-            ('torch._utils', '_rebuild_parameter_with_state'), ('torch._tensor', '_rebuild_from_type_v2')}
+            ('torch._utils', '_rebuild_parameter_with_state'), ('torch._tensor', '_rebuild_from_type_v2'),
+            ('torch.nn.modules.conv', 'Conv2d'), ('torch.nn.modules.batchnorm', 'BatchNorm2d'), ('torch.nn.modules.activation', 'ReLU'),
+            ('torch.nn.modules.pooling', 'MaxPool2d'), ('torch.nn.modules.pooling', 'AvgPool2d'), ('torch.nn.modules.upsampling', 'Upsample'),
+            ('torch.nn.modules.container', 'ModuleList'), ('torch.nn.modules.container', 'Sequential')}  # exact pairs, no prefixes
 
 def _thnn_backend(*args): return None
 class _Refused(pickle.UnpicklingError): pass
 
 class _StudyUnpickler(pickle.Unpickler):
-    "Unpickler mapping the study's `__main__` classes to stand-ins and refusing globals outside torch's layers and tensors"
+    "Unpickler mapping the study's `__main__` classes to stand-ins and refusing every global not named in `_ALLOWED`"
     def find_class(self, module, name):
         module = {'__builtin__': 'builtins'}.get(module, module)
         if module in ('__main__', 'temrf.model') and name in _STANDINS: return _STANDINS[name]
         if module == 'torch.nn.backends.thnn' and name == '_get_thnn_function_backend': return _thnn_backend
         if (module, name) in _ALLOWED: return super().find_class(module, name)
-        if module.startswith('torch.nn.modules.'):
-            cls = super().find_class(module, name)
-            if isinstance(cls, type) and issubclass(cls, nn.Module): return cls
         raise _Refused(f"checkpoint refers to {module}.{name}, which load_study_checkpoint does not load")
 
 _study_pickle = types.ModuleType('temrf_study_pickle')
@@ -208,16 +209,23 @@ _study_pickle.Unpickler = _StudyUnpickler
 _study_pickle.load = lambda f, **kw: _StudyUnpickler(f, **kw).load()
 
 # %% ../nbs/03_model.ipynb #e563c364
+def _not_checkpoint(path, e):
+    "The one-line error for a `path` that torch cannot read, with the reader's reason `e`"
+    why, kind = first_line(e)[:100], type(e).__name__
+    return ValueError(f"{path} is not a study checkpoint ({kind if why == kind else f'{kind}: {why}'}); "
+                      "give a model file written by torch.save, such as the study's published .h5 models")
+
 def _torch_load(path, map_location='cpu'):
     "Object in the checkpoint at `path`: a plain state_dict safely, else a whole study module via stand-ins"
+    if not Path(path).is_file(): raise FileNotFoundError(f"{path} does not exist (or is a folder); give a study checkpoint file")
     try: return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, EOFError): pass
+    except Exception: pass  # a whole pickled module, or no checkpoint at all: the study's unpickler tells which
     with warnings.catch_warnings():  # stand-ins' and old layers' source differ from what the file recorded
         warnings.filterwarnings('ignore', category=torch.serialization.SourceChangeWarning)
         warnings.filterwarnings('ignore', message=".*retrieve source code")
         try: return torch.load(path, map_location=map_location, pickle_module=_study_pickle, weights_only=False)
         except _Refused: raise
-        except (pickle.UnpicklingError, EOFError) as e: raise ValueError(f"{path} is not a PyTorch checkpoint ({e!r})") from None
+        except Exception as e: raise _not_checkpoint(path, e) from None
 
 # %% ../nbs/03_model.ipynb #58162b9e
 def _study_parts(m):

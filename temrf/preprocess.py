@@ -151,6 +151,8 @@ def split_ordered(n, fracs=(0.7, 0.1, 0.2)):
     "Indices (train, valid, test) of `n` items split in order by `fracs`: floor for train and valid, rest to test."
     if len(fracs) != 3 or min(fracs) < 0 or abs(sum(fracs) - 1) > 1e-6:
         raise ValueError(f"fracs must be three non-negative fractions summing to 1, got {fracs}")
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be an integer >= 1 (the number of items to split), got {n!r}")
     t, v = (int(Fraction(f).limit_denominator(10**6) * int(n)) for f in fracs[:2])  # floor, as 70*n//100
     idx = np.arange(n)
     return idx[:t], idx[t:t + v], idx[t + v:]
@@ -206,7 +208,7 @@ def prepare_splits(images, labels, size=512, min_pixels=400, xray_threshold=None
     "Run the study's preprocessing on `images`/`labels` (N,H,W) into `Splits` of shuffled (X, Y) patch sets."
     images, labels = check_pair(images, labels)
     X, Y = drop_background(*make_patches(_clean_standardize(images, xray_threshold), labels, size), min_pixels)
-    idx = split_ordered(len(X))
+    idx = split_ordered(len(X)) if len(X) else ((),)*3
     if min(map(len, idx)) == 0:
         raise ValueError(f"only {len(X)} patches have more than {min_pixels} particle pixels, too few for a 70/10/20 split "
                          "with no empty set (10 needed); add images, lower min_pixels or size")

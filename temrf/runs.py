@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SEEDS', 'SPEC_COLUMNS', 'RESULT_COLUMNS', 'COLUMNS', 'NEEDED', 'RunSpec', 'arch', 'run_id', 'params', 'versions',
            'device_name', 'record', 'record_row', 'row_record', 'check_new_run', 'start_run', 'finish_run',
-           'read_record', 'collect', 'load_results', 'load_run']
+           'read_record', 'collect', 'check_column', 'check_rf_dice', 'load_results', 'load_run']
 
 # %% ../nbs/06b_runs.ipynb #6560af70
 import dataclasses, json, math, os, platform, re, shutil, uuid
@@ -189,9 +189,16 @@ def finish_run(tmp, rec):
     return final
 
 # %% ../nbs/06b_runs.ipynb #7bc2140d
+_RECORD_KEYS = ('dataset', 'arch', 'n_blocks', 'pools', 'seed', 'rf_nm')  # what collect, load_run and the report read
+
 def read_record(path):
-    "The record in `path` (a record.json), named in the error when damaged"
-    return read_json(path, 'run record')
+    "The record in `path` (a record.json), named in the error when damaged or lacking a key the analysis needs"
+    rec = read_json(path, 'run record')
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path} is a damaged run record (a JSON {type(rec).__name__}, not an object); restore it or retrain the run")
+    if missing := [k for k in _RECORD_KEYS if k not in rec]:
+        raise ValueError(f"{path} lacks key(s) {', '.join(missing)} of a run record; restore it or retrain the run")
+    return rec
 
 def collect(out):
     "Gather `<out>/runs/*/record.json` into a DataFrame; write `<out>/results.csv` (and .parquet) atomically"
@@ -210,6 +217,21 @@ def collect(out):
 # %% ../nbs/06b_runs.ipynb #7765fb66
 NEEDED = {'dataset': str, 'arch': str, 'n_blocks': int, 'seed': int, 'rf_nm': float, 'test_hard_dice': float}
 
+def check_column(df, col, ok, rule, src):
+    "Raise a one-line ValueError naming `src`, column `col` and the first row (from 1) where the bools `ok` are False"
+    ok = np.asarray(ok, bool)
+    if ok.all(): return
+    i = int(np.flatnonzero(~ok)[0]); v = df[col].iloc[i]
+    raise ValueError(f"{src}: column {col} must hold {rule}, row {i+1} has {v.item() if hasattr(v, 'item') else v!r}; fix or remove that row")
+
+def check_rf_dice(df, src):
+    "Check that `df`'s (numeric) `rf_nm` are > 0 and its `test_hard_dice` within [0, 1] (missing: a failed run)"
+    num = lambda c: pd.to_numeric(df[c], errors='coerce')
+    if 'rf_nm' in df: check_column(df, 'rf_nm', num('rf_nm') > 0, 'receptive fields > 0 nm', src)
+    if 'test_hard_dice' in df:
+        check_column(df, 'test_hard_dice', df.test_hard_dice.isna() | num('test_hard_dice').between(0, 1), 'dice within [0, 1]', src)
+    return df
+
 def _check_results(df, src):
     "`df` (read from `src`) after checking it has runs and the columns the analysis needs, holding the right types"
     if 'pool_type' in df and 'pool' not in df: df = df.rename(columns={'pool_type': 'pool'})  # tables of temrf 0.1
@@ -219,12 +241,9 @@ def _check_results(df, src):
     for c,t in NEEDED.items():
         if t is str: continue
         v = pd.to_numeric(df[c], errors='coerce')
-        bad = v.isna() & df[c].notna() if c == 'test_hard_dice' else v.isna()  # a missing dice is a failed run
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{src}: column {c} must hold numbers, row {i+1} has {df[c].iloc[i]!r}; fix or remove that row")
+        check_column(df, c, ~(v.isna() & df[c].notna() if c == 'test_hard_dice' else v.isna()), 'numbers', src)  # no dice: a failed run
         df[c] = v
-    return df
+    return check_rf_dice(df, src)
 
 def _run_path(row, root):
     "The existing run folder of result `row`, looked for at its `run_dir` and under `root`/runs, else None"

@@ -23,7 +23,7 @@ from skimage.draw import polygon as draw_polygon
 from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
 import temrf
-from .io import atomic_write, save_h5_pair, load_h5_pair, read_h5_attrs
+from .io import atomic_write, check_out_dir, save_h5_pair, load_h5_pair, read_h5_attrs
 
 # %% ../nbs/02_sim.ipynb #14b34cc2
 PIXEL_NM = {'hr': 0.0215, 'lr': 0.1243}  # nm per pixel, the same values as temrf.rf.PIXEL_NM
@@ -486,7 +486,7 @@ def _load_fields(paths):
 def simulate_preset(name='hr-small', cache_dir=None, progress=True, overwrite=False, **overrides):
     "Simulate (or find cached) preset `name` as the study's HDF5 pair; return (images_file, labels_file)."
     p = preset_params(name, **overrides)
-    folder = data_dir(cache_dir)/f'{name}-{params_hash(p)}'
+    folder = check_out_dir(data_dir(cache_dir), 'cache folder')/f'{name}-{params_hash(p)}'
     files, partial = tuple(folder/f for f in file_names(p)), folder/'partial'
     if all(f.exists() for f in files) and not overwrite: return files
     if p['kind'] == 'hr': _require_abtem()
@@ -511,6 +511,7 @@ def simulate_cmd(preset:str='hr-small', # hr-small, lr-small, hr-2.2nm, hr-5nm, 
                  quiet:bool=False):     # no progress bar
     "Simulate a preset dataset of Au nanoparticle TEM images with exact labels, in the study's HDF5 layout."
     t = time.time()
+    if out: check_out_dir(out, '--out')
     files = simulate_preset(preset, out, progress=not quiet, overwrite=overwrite, n_images=n_images, seed=seed,
                             size=size, diameter_nm=diameter_nm)
     a = read_h5_attrs(files[0])

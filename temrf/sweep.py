@@ -8,7 +8,7 @@ __all__ = ['N2_RF', 'CPU', 'STUDY', 'LEVELS', 'EDGE_ARCHS', 'QUICK', 'SWEEPS', '
            'kernel_config', 'run_one', 'run_sweep', 'run_group', 'dask_client', 'check_workers', 'sweep_cmd']
 
 # %% ../nbs/08_sweep.ipynb #3b5f9b8d
-import os, shutil, socket, time, uuid
+import os, shutil, socket, struct, time, uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -259,13 +259,30 @@ def _scheduler_address(scheduler):
     "`scheduler` as a full address ('HOST' and 'HOST:PORT' are TCP; 8786 is Dask's port), and why a TCP one is unreachable"
     from distributed.comm import parse_address
     from distributed.comm.addressing import parse_host_port
+    from distributed.comm.registry import backends
     proto, loc = parse_address(scheduler.strip())
+    if proto not in backends: raise ValueError(f"scheduler {scheduler!r} is not a Dask address: Dask speaks {', '.join(sorted(backends))}, not {proto}://; give e.g. tcp://HOST:8786")
     if proto != 'tcp': return f'{proto}://{loc}', None  # TLS, UCX and others: Dask itself connects
     try: host, port = parse_host_port(loc, default_port=8786)
     except ValueError as e: raise ValueError(f"scheduler {scheduler!r} is not an address ({e}); give e.g. tcp://HOST:8786") from None
-    try: socket.create_connection((host, port), CONNECT_TIMEOUT).close(); why = None
+    try:
+        with socket.create_connection((host, port), CONNECT_TIMEOUT) as s: why = _dask_greeting(s)
     except OSError as e: why = e.strerror or _why(e)
     return f'tcp://{host}:{port}', why
+
+def _dask_greeting(sock, timeout=3):
+    "None if the peer on `sock` greets as a Dask scheduler does (a framed message, unasked), else why not"
+    sock.settimeout(timeout)
+    head = b''
+    try:
+        while len(head) < 16:
+            b = sock.recv(16 - len(head))
+            if not b: break
+            head += b
+    except OSError: pass
+    if len(head) < 16: return f'a server listens there but sent no Dask handshake in {timeout} s; is the port right (Dask: 8786)?'
+    size, n = struct.unpack('<QQ', head)
+    return None if 0 < n < 1000 and size < 2**24 else 'a server listens there but does not speak the Dask protocol; is the port right (Dask: 8786)?'
 
 def dask_client(scheduler):
     "A `distributed.Client` of the Dask scheduler at address `scheduler` (e.g. 'tcp://HOST:8786'); a `Client` as it is"

@@ -24,7 +24,7 @@ from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
 # %% ../nbs/07_train.ipynb #d98e7e7a
-from .io import check_out_dir
+from .io import binary_labels, check_out_dir
 from .datasets import default_patch, image_size, resolve_dataset, splits_of
 from .runs import RunSpec, check_new_run, collect, finish_run, record, start_run
 from .model import ResUNet, count_params, load_weights, predict, save_weights
@@ -112,7 +112,9 @@ def get_learner(dls, model, lr=1e-4, path='.', early_stop=None, fp16=None, loss_
 def predict_dice(model, X, Y, bs=32):
     "Per-image hard and soft dice arrays of `model` on images `X` (n,H,W) and labels `Y`, in batches of `bs`"
     if len(X) == 0: raise ValueError("no images to evaluate: the test set is empty; use more images or a smaller patch")
-    p, y = torch.as_tensor(predict(model, X, bs)), torch.as_tensor(np.asarray(Y))
+    Y = binary_labels(Y, 'labels Y')  # 0/1, or a 0/255 mask made 0/1, as temrf.io reads labels
+    if np.shape(X) != Y.shape: raise ValueError(f"images X {np.shape(X)} and labels Y {Y.shape} differ in shape; give one label mask per image")
+    p, y = torch.as_tensor(predict(model, X, bs)), torch.as_tensor(Y)
     return dice_from_probs(p, y, hard=True).numpy(), dice_from_probs(p, y, hard=False).numpy()
 
 # %% ../nbs/07_train.ipynb #b40f55c7

@@ -77,6 +77,16 @@ def ws(tmp_path_factory):
     np.save(w/'nanimg.npy', np.where(np.eye(64, dtype=bool), np.nan, img))
     (w/'notes.xyz').write_text('not an image')
     (w/'earlier').mkdir(); (w/'earlier'/'img_mask.tif').write_bytes(b'a user\'s earlier result')
+    # what microscopists' files and typing do to temrf segment
+    for k in range(3): tifffile.imwrite(w/'appended.tif', img, append=True)  # written page by page
+    tifffile.imwrite(w/'mixed.tif', img); tifffile.imwrite(w/'mixed.tif', img[:32], append=True)
+    tifffile.imwrite(w/'saturated.tif', img, resolution=(2**32 - 1, 2**32 - 1), resolutionunit='CENTIMETER')
+    np.save(w/'px1.npy', img[:1, :1]); np.save(w/'px7.npy', img[:7, :7]); np.save(w/'flat.npy', np.full((64, 64), 3, np.float32))
+    save_tiff(w/'blankframe.tif', np.stack([img, img, np.full_like(img, 5), img]), pixel_nm=0.1243)
+    for name, px in (('negpx', -1.), ('textpx', 'abc')):
+        with h5py.File(w/f'{name}.h5', 'w') as f: f['images'] = img[None]; f.attrs['pixel_nm'] = px
+    (w/'empty.pth').write_bytes(b'')
+    (w/'inout').mkdir(); save_tiff(w/'inout'/'c.tif', img, pixel_nm=0.1243); save_tiff(w/'inout'/'c_mask.tif', img > 100, pixel_nm=0.1243)
     return w
 
 
@@ -185,10 +195,38 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'segment-crafted-model': ('segment {w}/img.tif --model {w}/crafted/runs/toy_N2_m22_s752 --out {w}/seg', 'neither a temrf model file nor a study checkpoint'),
     'segment-earlier-results': ('segment {w}/img.tif --model lr-au --out {w}/earlier', 'holds earlier results; choose another --out or pass --overwrite'),
     'segment-same-names': ('segment {w}/img.tif {w}/img.tif --out {w}/seg', "two inputs are named 'img'"),
-    'segment-tile': ('segment {w}/img.tif --model lr-au --tile 0 --out {w}/seg', 'tile=0 must be a positive size'),
+    'segment-tile': ('segment {w}/img.tif --model lr-au --tile 0 --out {w}/seg', 'tile=0 must be a whole number >= 1 (--tile'),
+    'segment-batch-negative': ('segment {w}/img.tif --model lr-au --tile 64 --batch-size=-1 --probabilities --out {w}/seg', 'batch_size=-1 must be a whole number >= 1 (--batch-size'),
+    'segment-batch-zero': ('segment {w}/img.tif --model lr-au --batch-size 0 --out {w}/seg', 'batch_size=0 must be a whole number >= 1'),
+    'segment-h5-negative-pixel': ('segment {w}/negpx.h5 --model lr-au --out {w}/seg', 'negpx.h5 has pixel_nm=-1.0 in its attributes, not a positive number of nm'),
+    'segment-h5-text-pixel': ('segment {w}/textpx.h5 --model lr-au --out {w}/seg', "textpx.h5 has pixel_nm='abc' in its attributes"),
+    'segment-pixel-size-tiny': ('segment {w}/img.tif --model lr-au --pixel-size 1e-6 --out {w}/seg', 'pixel_nm=1e-06 is outside 0.001-1000 nm'),
+    'segment-pixel-size-huge': ('segment {w}/img.tif --model lr-au --pixel-size 5000 --out {w}/seg', 'pixel_nm=5000.0 is outside 0.001-1000 nm'),
+    'segment-pixel-size-negative': ('segment {w}/img.tif --model lr-au --pixel-size -1 --out {w}/seg', 'pixel_nm=-1.0 must be a positive number'),
+    'segment-rescale-too-far': ('segment {w}/img.tif --model hr-au --pixel-size 0.9 --out {w}/seg', 'img.tif has 0.9 nm pixels, 41.9x coarser than the 0.0215 nm the model was trained at'),
+    'segment-rescale-finer': ('segment {w}/img.tif --model lr-au --pixel-size 0.005 --out {w}/seg', '24.9x finer than the 0.1243 nm'),
+    'segment-max-rescale': ('segment {w}/img.tif --model lr-au --max-rescale 0.5 --out {w}/seg', 'max_rescale=0.5 must be a number >= 1'),
+    'segment-saturated-resolution': ('segment {w}/saturated.tif --model lr-au --stats --out {w}/seg', 'saturated.tif has no pixel calibration'),
+    'segment-tiff-mixed-sizes': ('segment {w}/mixed.tif --model lr-au --out {w}/seg', 'mixed.tif holds 2 images of different sizes or types (32x64 float32, 64x64 float32)'),
+    'segment-1px': ('segment {w}/px1.npy --model lr-au --out {w}/seg', 'px1.npy is 1x1 px; temrf segments images of at least 8 px a side'),
+    'segment-7px': ('segment {w}/px7.npy --model lr-au --out {w}/seg', 'px7.npy is 7x7 px'),
+    'segment-constant': ('segment {w}/flat.npy --model lr-au --out {w}/seg', 'flat.npy is constant (every pixel 3.0): nothing to segment'),
+    'segment-constant-frame': ('segment {w}/blankframe.tif --model lr-au --out {w}/seg', 'blankframe.tif frame 2 is constant (every pixel 5'),
+    'segment-input-is-output': ('segment {w}/inout/c.tif {w}/inout/c_mask.tif --model lr-au --out {w}/inout --overwrite', 'c_mask.tif is an input, and temrf segment would write c_mask.tif over it'),
+    'segment-empty-model': ('segment {w}/img.tif --model {w}/empty.pth --out {w}/seg', 'empty.pth is neither a temrf model file nor a study checkpoint'),
+    'segment-device-unknown': ('segment {w}/img.tif --model lr-au --device gpu0 --out {w}/seg', "device 'gpu0' is not a torch device; give 'cpu' or 'cuda'"),
+    'segment-min-size-nan': ('segment {w}/img.tif --model lr-au --stats --min-size nan --out {w}/seg', 'min_size=nan must be a diameter in nm >= 0 (--min-size'),
+    'segment-min-size-negative': ('segment {w}/img.tif --model lr-au --stats --min-size -1 --out {w}/seg', 'min_size=-1.0 must be a diameter in nm >= 0'),
+    'rf-suggest-empty-model': ('rf suggest {w}/img.tif --model {w}/empty.pth', 'empty.pth is neither a temrf model file nor a study checkpoint'),
+    'train-init-empty-model': (TRAIN + '--init {w}/empty.pth', 'empty.pth is neither a temrf model file nor a study checkpoint'),
+    'sweep-scheduler-http': ('sweep --out {w}/s --scheduler http://127.0.0.1:1', "scheduler 'http://127.0.0.1:1' is not a Dask address: Dask speaks"),
     'rf-suggest-no-calibration': ('rf suggest {w}/raw.npy', 'raw.npy has no pixel calibration'),
     'rf-of-pools': ('rf of --blocks 2 --pools 4', 'pools needs one size per block'),
 }
+
+
+if not torch.cuda.is_available():
+    CLI['segment-device-cuda'] = ('segment {w}/img.tif --model lr-au --device cuda --out {w}/seg', "device 'cuda': this torch has no CUDA GPU")
 
 
 @pytest.mark.parametrize('case', list(CLI))
@@ -311,3 +349,30 @@ def test_max_and_avg_pooling_in_one_sweep_and_report(ws, tmp_path):
     out = report_cmd(str(tmp_path/'sw'))
     summary = pd.read_csv(out/'summary.csv')
     assert set(summary.variant) == {'pooling', 'avg pooling'} and (out/'dice_vs_rf.png').exists()
+
+
+def test_scheduler_that_is_not_dask(ws, capsys):
+    "A port where something listens but does not speak Dask is named in one line within seconds, nothing made"
+    import socket, time
+    with socket.socket() as srv:
+        srv.bind(('127.0.0.1', 0)); srv.listen(4)  # accepts connections, never answers
+        t0 = time.time()
+        rc, err = _cli(ws, capsys, f'sweep --out {{w}}/s --scheduler tcp://127.0.0.1:{srv.getsockname()[1]}')
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and 'sent no Dask handshake' in err, err
+    assert time.time() - t0 < 30 and not (ws/'s').exists()
+
+
+def test_inputs_never_replaced(ws, capsys):
+    "An input that would also be an output is refused even with --overwrite, and stays byte for byte"
+    before = (ws/'inout'/'c_mask.tif').read_bytes()
+    rc, err = _cli(ws, capsys, 'segment {w}/inout/c_mask.tif {w}/inout/c.tif --model lr-au --out {w}/inout --overwrite')
+    assert rc == 1 and 'is an input' in err and (ws/'inout'/'c_mask.tif').read_bytes() == before
+
+
+def test_tiff_written_page_by_page_is_one_stack(ws, tmp_path, capsys):
+    "A TIFF appended page by page reads as all its frames, and every frame is segmented"
+    from temrf.files import read_micrograph
+    m = read_micrograph(ws/'appended.tif', pixel_nm=0.1243)
+    assert m.data.shape == (3, 64, 64)
+    assert main(['segment', str(ws/'appended.tif'), '--model', 'lr-au', '--pixel-size', '0.1243', '--out', str(tmp_path/'o'), '--quiet']) == 0
+    assert read_micrograph(tmp_path/'o'/'appended_mask.tif').data.shape == (3, 64, 64)

@@ -108,10 +108,14 @@ def test_dm3(hs):
 
 def test_dm4(hs):
     # HyperSpy 1.7.6's tests assert no DM4 scale; 18.32535 µm is the calibration DigitalMicrograph stored in this
-    # file's tags (float32 18.32535 next to the unit 'µm' for both dimensions), checked in the raw bytes
-    m = read_micrograph(hs/'dm4_2D_data/test-MonarcCL_mono-image.dm4')
-    assert m.data.shape == (2, 2) and m.meta['format'] == 'DM4'
-    assert m.pixel_nm == pytest.approx(18325.35, rel=1e-6)
+    # file's tags (float32 18.32535 next to the unit 'µm' for both dimensions), checked in the raw bytes. That is no TEM
+    # pixel (temrf reads 0.001-1000 nm): refused in one line, and read with the file's value noted when a size is given.
+    f = hs/'dm4_2D_data/test-MonarcCL_mono-image.dm4'
+    with pytest.raises(ValueError, match=r'MonarcCL_mono-image\.dm4 gives 1\.833e\+04x1\.833e\+04 nm pixels, outside the 0\.001-1000 nm'):
+        read_micrograph(f)
+    m = read_micrograph(f, pixel_nm=0.5)
+    assert m.data.shape == (2, 2) and m.meta['format'] == 'DM4' and m.pixel_nm == 0.5
+    assert m.meta['file_pixel_nm'] == pytest.approx((18325.35, 18325.35), rel=1e-6)
 
 
 def test_dm4_without_calibration(hs):

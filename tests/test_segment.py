@@ -64,3 +64,67 @@ def test_rf_commands(lr, capsys):
     assert main(['rf', 'suggest', str(w/'field.tif')]) == 0
     out = capsys.readouterr().out
     assert out.startswith('suggested receptive field') and 'low-resolution image' in out
+
+
+SEGMENT = "import sys; from temrf.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.fixture(scope='module')
+def long_stack(tmp_path_factory):
+    "A 24-frame calibrated stack large enough that a run can be stopped midway"
+    w = tmp_path_factory.mktemp('long')
+    frames = np.random.default_rng(3).poisson(100, (24, 512, 512)).astype(np.float32)
+    save_tiff(w/'long.tif', frames, pixel_nm=0.1243)
+    return w/'long.tif'
+
+
+def _finals(out): return sorted(p.name for p in out.glob('*') if not p.name.startswith('.')) if out.exists() else []
+def _temps(out): return sorted(p.name for p in out.glob('.*')) if out.exists() else []
+
+
+@pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
+def test_stopped_segment_leaves_nothing_incomplete(long_stack, tmp_path, sig):
+    "A real `temrf segment` stopped by SIGINT or SIGTERM midway leaves no output under a final name and no temporary"
+    import os, signal, subprocess, sys, time
+    out = tmp_path/'out'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    p = subprocess.Popen([sys.executable, '-c', SEGMENT, 'segment', str(long_stack), '--model', 'lr-au', '--probabilities',
+                          '--stats', '--out', str(out), '--quiet'], env=env, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while p.poll() is None and time.time() - t0 < 120 and not any(q.stat().st_size > 2**20 for q in out.glob('.long_mask.tif.*')):
+        time.sleep(0.05)
+    assert p.poll() is None, 'the run ended before it could be stopped'
+    p.send_signal(getattr(signal, sig))
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == (130 if sig == 'SIGINT' else 143), err
+    assert 'Traceback' not in err and err.strip().splitlines()[-1].startswith('temrf segment: '), err
+    assert _finals(out) == [] and _temps(out) == []
+    assert main(['segment', str(long_stack), '--model', 'lr-au', '--out', str(out), '--quiet']) == 0  # a plain rerun
+    assert read_micrograph(out/'long_mask.tif').data.shape == (24, 512, 512)
+
+
+def test_error_midway_names_file_and_frame(long_stack, tmp_path, monkeypatch, capsys):
+    "An error at frame 10 names the file and the frame, and leaves no output under a final name"
+    import temrf.infer as ti
+    calls, real = [], ti.segment
+    def failing(*a, **k):
+        calls.append(1)
+        if len(calls) == 11: raise RuntimeError('out of memory')
+        return real(*a, **k)
+    monkeypatch.setattr(ti, 'segment', failing)
+    out = tmp_path/'out'
+    assert main(['segment', str(long_stack), '--model', 'lr-au', '--probabilities', '--out', str(out), '--quiet']) == 1
+    assert f'temrf segment: error: {long_stack} frame 10: out of memory' in capsys.readouterr().err
+    assert _finals(out) == [] and _temps(out) == []
+
+
+def test_stale_temporaries_are_cleared(long_stack, tmp_path):
+    "Temporaries a killed run left do not block a plain rerun and are removed by it; a running writer's are kept"
+    import os, subprocess
+    gone = subprocess.Popen(['true']); gone.wait()  # a process id that no longer runs
+    out = tmp_path/'out'; out.mkdir()
+    stale = out/f'.long_mask.tif.{gone.pid}.0a1b2c.tmp'; stale.write_bytes(b'half a stack')
+    stack = read_micrograph(long_stack).data[:2]
+    save_tiff(tmp_path/'two.tif', stack, pixel_nm=0.1243)
+    assert main(['segment', str(tmp_path/'two.tif'), '--model', 'lr-au', '--out', str(out), '--quiet']) == 0
+    assert not stale.exists() and _finals(out) == ['two_mask.tif'] and _temps(out) == []
