@@ -8,7 +8,7 @@ OUT ?= results/demo
 # Kernels that papermill and nbdev_test start resolve `python` through PATH: make it the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test docs export browser outputs bench bench-gpu
+.PHONY: setup demo test docs export browser xvfb outputs bench bench-gpu
 
 setup: $(VENV)/.temrf-installed
 
@@ -19,7 +19,7 @@ $(VENV)/.temrf-installed: settings.ini setup.py
 	  else python3 -m venv $(VENV); fi; fi
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	@$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
-	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[dev,sim,files,cluster]"
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[dev,sim,files,cluster,export,napari]"
 	@touch $@
 
 # The study's finding on two CPU cores: two runs side by side, one thread each.
@@ -33,9 +33,15 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium is not installed (and cannot be here): the browser test of the docs will be skipped"; }
 
+# The napari plugin's viewer tests need a virtual display: Debian's xvfb, installed like chromium.
+xvfb:
+	@command -v Xvfb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null; } || \
+	  echo "Xvfb is not installed (and cannot be here): the napari viewer tests will be skipped"; }
+
 # The notebook tests run twice, with the default threads and with one: a test that compares floats from differently
 # split sums with exact equality fails here, not on the next machine.
-test: setup browser
+test: setup browser xvfb
 	$(BIN)/nbdev_test --n_workers 2
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q tests

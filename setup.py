@@ -18,7 +18,7 @@ statuses = [ '1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Prod
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
-extras = {k: shlex.split(cfg.get(f'{k}_requirements', '')) for k in ('dev', 'sim', 'files', 'cluster')}
+extras = {k: shlex.split(cfg.get(f'{k}_requirements', '')) for k in ('dev', 'sim', 'files', 'cluster', 'export', 'napari')}
 lic = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
