@@ -99,7 +99,7 @@ def resolve_dataset(dataset, data_dir=None):
     attrs = read_h5_attrs(files[0])
     kind, pixel_nm = _kind_pixel(files[0], attrs)
     return dict(dataset=name, images_file=files[0], labels_file=files[1], kind=kind, pixel_nm=pixel_nm, origin=origin,
-                contrast=attrs.get('contrast'))
+                contrast=attrs.get('contrast'), keep_background=bool(attrs.get('keep_background', False)))
 
 # %% ../nbs/06a_datasets.ipynb #c8d15aee
 def image_size(dataset, data_dir=None):
@@ -135,7 +135,7 @@ def splits_of(info, patch=None, seed=0):
     info['contrast'] = dataset_contrast(info, images, labels)
     patch = default_patch(min(images.shape[1:]), patch)
     xray = XRAY_THRESHOLD[info['kind']] if info['origin'] != 'simulated' and images.min() >= 0 else None
-    min_pixels = max(1, round(400*(patch/512)**2))
+    min_pixels = -1 if info.get('keep_background') else max(1, round(400*(patch/512)**2))  # -1: hard negatives kept
     return prepare_splits(images, labels, size=patch, min_pixels=min_pixels, xray_threshold=xray, seed=seed)
 
 # %% ../nbs/06a_datasets.ipynb #60ed0fd9

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['remove_xrays', 'standardize', 'make_patches', 'drop_background', 'split_ordered', 'dihedral8', 'augment8',
-           'seeded_shuffle', 'Splits', 'prepare_splits']
+           'seeded_shuffle', 'Splits', 'prepare_splits', 'file_artifacts']
 
 # %% ../nbs/01_preprocess.ipynb #015d429e
 import os
@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
+from scipy import ndimage
 
 from .io import check_image, check_pair
 
@@ -217,3 +218,16 @@ def prepare_splits(images, labels, size=512, min_pixels=400, xray_threshold=None
         x, y = X[b[k]:b[k + 1]], Y[b[k]:b[k + 1]]
         sets.append(seeded_shuffle(*(augment8(x, y) if augment else (x, y)), seed + off))
     return Splits(*sets)
+
+
+# %% ../nbs/01_preprocess.ipynb #5f1e2d31
+def file_artifacts(img, rng, max_factor=4.5):
+    "`img` as a user's file might hold it: coarser pixels resampled back, blur, a contrast stretch and 8-bit steps, in [0, 1]"
+    from skimage.transform import resize
+    x, shape = standardize(img), np.shape(img)
+    f = float(np.exp(rng.uniform(0, np.log(max_factor))))
+    if f > 1.1: x = resize(resize(x, [max(8, round(s/f)) for s in shape], order=1, anti_aliasing=True), shape, order=1)
+    if rng.random() < 0.3: x = ndimage.gaussian_filter(x, rng.uniform(0.3, 1.2))
+    lo, hi = np.percentile(x, [rng.uniform(0, 2), rng.uniform(98, 100)])
+    x = np.clip((x - lo)/(hi - lo), 0, 1)**rng.uniform(0.7, 1.4)
+    return (np.round(x*255)/255).astype(np.float32)

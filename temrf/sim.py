@@ -156,6 +156,7 @@ HR_DEFAULTS = dict(
     pixel_nm=PIXEL_NM['hr'], dose=423.,       # output pixel (nm) and electron dose (e/Å²), as in the study
     energy_kv=300., defocus_nm=-8., defocus_spread_nm=2., cs_um=-15.,  # per-image defocus ~ N(mean, spread)
     aperture_mrad=25., focal_spread_nm=2., angular_spread_mrad=0.1,      # aperture, partial coherence
+    astigmatism_nm=0., astigmatism_deg=0., coma_nm=0., coma_deg=0.,      # residual twofold astigmatism and coma
     image_spread_nm=0.04, mtf_px=0.5,         # image spread (vibration, drift; sigma, nm), camera point spread (px)
     support_nm=3., carbon_density=2.0,        # amorphous carbon slab thickness (nm) and density (g/cm³)
     coverage=0.3, size_spread=0.1,            # particle area fraction and relative spread of diameters
@@ -170,7 +171,7 @@ def _draw_diameters(n, diameter_nm, spread, rng):
 
 def _n_particles(field_nm, diameter_nm, coverage):
     "Number of particles of `diameter_nm` that cover about `coverage` of a square field of `field_nm`."
-    return max(1, round(coverage*field_nm**2/(np.pi*diameter_nm**2/4)))
+    return 0 if coverage == 0 else max(1, round(coverage*field_nm**2/(np.pi*diameter_nm**2/4)))
 
 def _draw_shapes(n, shapes, rng):
     "`n` shape names drawn with the probabilities in dict `shapes`."
@@ -214,6 +215,11 @@ def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
     return atoms, label, truth
 
 # %% ../nbs/02_sim.ipynb #81a8797e
+def _residual_aberrations(p):
+    "abTEM aberration coefficients (Å, rad) of the twofold astigmatism and coma in `p`; None when both are zero"
+    ab = {'C12': p['astigmatism_nm']*10, 'phi12': np.radians(p['astigmatism_deg']), 'C21': p['coma_nm']*10, 'phi21': np.radians(p['coma_deg'])}
+    return ab if ab['C12'] or ab['C21'] else None
+
 def hr_intensity(atoms, gpts, p, defocus_nm, seed=0):
     "Image intensity (vacuum = 1, rows = y) of `atoms` on `gpts` points by multislice and the objective lens of `p`."
     abtem = _require_abtem()
@@ -225,7 +231,7 @@ def hr_intensity(atoms, gpts, p, defocus_nm, seed=0):
         waves = abtem.PlaneWave(energy=p['energy_kv']*1e3).multislice(pot, lazy=False)
         ctf = abtem.CTF(energy=p['energy_kv']*1e3, defocus=defocus_nm*10, Cs=p['cs_um']*1e4,
                         semiangle_cutoff=p['aperture_mrad'], focal_spread=p['focal_spread_nm']*10,
-                        angular_spread=p['angular_spread_mrad'])
+                        angular_spread=p['angular_spread_mrad'], aberration_coefficients=_residual_aberrations(p))
         img = waves.apply_ctf(ctf).intensity().array
     return np.asarray(img.mean(0) if img.ndim == 3 else img, np.float32).T
 

@@ -22,6 +22,22 @@ HELD_OUT = {'hr': dict(diameters=(2.2, 5., 9.), levels=range(1, 7), n=2),
 LR_LEVELS = ((10., 40.), (20., 16.), (40., 6.))  # (support_nm, dose): lr contrast levels 1 (high) .. 3 (low)
 
 def hr_knobs(rng, level=None, diameter=None):
+    "Physics of one varied HR field, drawn from ranges wider than any one microscope's (level: an index of the draw)"
+    if level is not None or diameter is not None: return hr_knobs_v1(rng, level, diameter)
+    corrected = rng.random() < 0.7
+    kw = dict(diameter_nm=float(np.exp(rng.uniform(np.log(1.8), np.log(11)))),
+        support_nm=float(np.exp(rng.uniform(np.log(1.5), np.log(12)))), carbon_density=rng.uniform(1.6, 2.3),
+        dose=float(np.exp(rng.uniform(np.log(30), np.log(4000)))),
+        defocus_nm=rng.uniform(-90, 25), defocus_spread_nm=0., focal_spread_nm=rng.uniform(2, 8),
+        cs_um=rng.uniform(-30, 30) if corrected else rng.uniform(500, 1300),
+        astigmatism_nm=rng.uniform(0, 5), astigmatism_deg=rng.uniform(0, 180),
+        coma_nm=rng.uniform(0, 150), coma_deg=rng.uniform(0, 360),
+        image_spread_nm=rng.uniform(.02, .08), mtf_px=rng.uniform(.3, 1.), coverage=rng.uniform(.1, .45),
+        zone_fraction=rng.uniform(.1, .8), tilt_deg=rng.uniform(2, 15))
+    if rng.random() < 0.12: kw['coverage'] = 0.  # hard negatives: carbon alone
+    return 0, kw
+
+def hr_knobs_v1(rng, level=None, diameter=None):
     "Physics of one varied HR field: contrast level (support, dose, zone knobs), optics, structures."
     level = level or int(rng.integers(1, 7))
     support, dose, kw = _CONTRAST[level-1]
@@ -29,6 +45,12 @@ def hr_knobs(rng, level=None, diameter=None):
         support_nm=support, dose=dose*rng.uniform(.7, 1.4), defocus_nm=rng.uniform(-16, 0), focal_spread_nm=rng.uniform(1, 4),
         image_spread_nm=rng.uniform(.02, .06), mtf_px=rng.uniform(.3, .8), carbon_density=rng.uniform(1.8, 2.2),
         coverage=rng.uniform(.2, .45), **{'zone_fraction': rng.uniform(.3, 1), 'tilt_deg': rng.uniform(2, 8), **kw})
+
+def lr_knobs_v2(rng):
+    "Physics of one varied low-res field: particles from 2.5 nm, thin to thick support, low to moderate dose"
+    return 0, dict(diameter_nm=float(np.exp(rng.uniform(np.log(2.5), np.log(30)))), support_nm=float(np.exp(rng.uniform(np.log(5), np.log(50)))),
+        dose=float(np.exp(rng.uniform(np.log(4), np.log(80)))), blur_px=rng.uniform(.5, 2.5), mtf_px=rng.uniform(.3, 1.),
+        coverage=rng.uniform(.05, .4) if rng.random() > .1 else 0.)
 
 def lr_knobs(rng, level=None, diameter=None):
     "Physics of one varied low-res field: support thickness and dose level, blur, particle size."
@@ -45,6 +67,55 @@ def field(kind, seed, level=None, diameter=None):
     p = sim_params(kind, d, 1, SIZE, seed=seed, patch=512, **kw)
     img, lbl, info = simulate_field(p, 0)
     return img, lbl, dict(info, level=level, diameter_nm=d, **{k: v for k, v in kw.items() if not isinstance(v, dict)})
+
+def transfer_field(kind, seed):
+    "512 px patches of one widely varied field (1024 px for particles of 5 nm and more), half of them as a user's file"
+    from temrf.preprocess import file_artifacts
+    rng = np.random.default_rng([seed, 78])
+    _, kw = hr_knobs(rng) if kind == 'hr' else lr_knobs_v2(rng)
+    d = kw.pop('diameter_nm')
+    size = 1024 if kind == 'hr' and d >= 5 else 512
+    if kw['coverage'] == 0: d = min(d, 4.)
+    img, lbl, info = simulate_field(sim_params(kind, d, 1, size, seed=seed, patch=512, **kw), 0)
+    out = []
+    for y in range(0, size, 512):
+        for x in range(0, size, 512):
+            im, lb = img[y:y+512, x:x+512], lbl[y:y+512, x:x+512]
+            if im.std() == 0: continue
+            if rng.random() < 0.5: im = file_artifacts(im, rng, 4.5 if kind == 'hr' else 2.5)
+            out.append((im.astype(np.float32), lb, dict(diameter_nm=d, **{k: float(v) for k, v in kw.items() if not isinstance(v, dict)})))
+    return out
+
+def _transfer(args): return transfer_field(*args)
+
+def data2(root, n_hr=110, n_lr=160):
+    "The transfer training sets (hr-transfer, lr-transfer) and the independent held-out HR set (hr-indep)"
+    from multiprocessing import Pool
+    for kind, n in (('lr', n_lr), ('hr', n_hr)):
+        folder = root/f'{kind}-transfer'
+        if folder.exists(): continue
+        t = time.time()
+        with Pool(2) as pool: fields = [f for fs in pool.map(_transfer, [(kind, 20000 + i) for i in range(n)], chunksize=1) for f in fs]
+        imgs, lbls, infos = map(list, zip(*fields))
+        save_h5_pair(np.stack(imgs), np.stack(lbls), folder/f'Au_{kind}_transfer_Images.h5', folder/f'Au_{kind}_transfer_Labels.h5',
+                     attrs=dict(kind=kind, pixel_nm=PIXEL_NM[kind], keep_background=True, images=infos), overwrite=True)
+        print(kind, 'transfer', len(imgs), 'patches', round(time.time() - t, 1), 's', flush=True)
+    folder = root/'hr-indep'
+    if not folder.exists():
+        t = time.time()
+        with Pool(2) as pool: fields = pool.map(_indep, [(d, i) for d in (2.2, 5., 10.) for i in range(4)], chunksize=1)
+        imgs, lbls, infos = map(list, zip(*fields))
+        save_h5_pair(np.stack(imgs), np.stack(lbls), folder/'Au_hr_indep_Images.h5', folder/'Au_hr_indep_Labels.h5',
+                     attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], images=infos), overwrite=True)
+        print('hr indep', round(time.time() - t, 1), 's', flush=True)
+
+INDEP = dict(dose=423., defocus_nm=0., defocus_spread_nm=5., cs_um=-15., support_nm=3., carbon_density=2.4, focal_spread_nm=10.,
+             zone_fraction=0.6, tilt_deg=4., coverage=0.3)  # density and focal spread outside the training ranges
+
+def _indep(args):
+    d, i = args
+    img, lbl, info = simulate_field(sim_params('hr', d, 1, 1024, seed=90000 + 10*int(d*10) + i, patch=512, **INDEP), 0)
+    return img, lbl, dict(diameter_nm=d, defocus_nm=info['defocus_nm'])
 
 def write_set(folder, kind, fields):
     "Save `fields` as a study-layout HDF5 pair in `folder`."
@@ -78,6 +149,21 @@ def train(root):
         recs[name] = {k: v for k, v in rec.items() if k not in ('run_dir', 'dataset')}
     (REPO/'nbs/results/models.json').write_text(json.dumps(recs, indent=1))
 
+CANDIDATES = {'hr-n2': dict(kind='hr', n_blocks=2, pools=(8, 4)), 'hr-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2)),
+              'lr-n2': dict(kind='lr', n_blocks=2, pools=(4, 4))}
+
+def train2(root, names):
+    "Train the candidates `names` on the transfer sets, one thread each (run several side by side)"
+    import torch
+    from temrf.runs import RunSpec
+    from temrf.train import fit_run
+    torch.set_num_threads(1)
+    for name in names:
+        m = CANDIDATES[name]
+        spec = RunSpec(dataset=str(root/f"{m['kind']}-transfer"), n_blocks=m['n_blocks'], pools=m['pools'], **dict(TRAIN, epochs=3))
+        rec, *_ = fit_run(spec, root/f'runs-{name}', progress=False, overwrite=True)
+        print(name, {k: rec[k] for k in ('test_hard_dice', 'fft_dice', 'rf_nm', 'n_params', 'train_time_s', 'run_dir')}, flush=True)
+
 def card(root):
     import pandas as pd
     from temrf.infer import pretrained, segment
@@ -105,8 +191,10 @@ def card(root):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('step', choices=('data', 'train', 'card'))
+    ap.add_argument('step', choices=('data', 'train', 'card', 'data2', 'train2'))
+    ap.add_argument('names', nargs='*', help='candidates to train (train2)')
     ap.add_argument('--root', default=str(Path('~/.cache/temrf/models').expanduser()))
     a = ap.parse_args()
     root = Path(a.root); root.mkdir(parents=True, exist_ok=True)
-    dict(data=data, train=train, card=card)[a.step](root)
+    if a.step == 'train2': train2(root, a.names)
+    else: dict(data=data, train=train, card=card, data2=data2)[a.step](root)
