@@ -33,10 +33,10 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium is not installed (and cannot be here): the browser test of the docs will be skipped"; }
 
-# The napari plugin's viewer tests need a virtual display: Debian's xvfb, installed like chromium.
+# The napari plugin's viewer tests need a virtual display: Debian's xvfb and the X libraries Qt loads, installed like chromium.
 xvfb:
-	@command -v Xvfb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null; } || \
+	@{ command -v Xvfb >/dev/null 2>&1 && [ -e /usr/lib/x86_64-linux-gnu/libxcb-icccm.so.4 -o -e /usr/lib/aarch64-linux-gnu/libxcb-icccm.so.4 ]; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-render-util0 libxkbcommon-x11-0 libgl1 >/dev/null; } || \
 	  echo "Xvfb is not installed (and cannot be here): the napari viewer tests will be skipped"; }
 
 # The notebook tests run twice, with the default threads and with one: a test that compares floats from differently

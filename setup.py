@@ -45,7 +45,8 @@ setuptools.setup(
     zip_safe = False,
     entry_points = {
         'console_scripts': cfg.get('console_scripts', '').split(),
-        'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d']
+        'nbdev': [f'{cfg.get("lib_path")}={cfg.get("lib_path")}._modidx:d'],
+        'napari.manifest': ['temrf = temrf:napari.yaml'],  # the napari plugin (extra `napari`): temrf/napari.yaml
     },
     project_urls = project_urls,
     **setup_cfg)

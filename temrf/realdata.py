@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .fft import band_from_spacings, fourier_filter
+from .infer import segment
 from .metrics import mask_dice
 
 # %% ../nbs/16a_realdata.ipynb #559ece5c
