@@ -11,13 +11,15 @@ from fastcore.script import anno_parser
 
 # %% ../nbs/10_cli.ipynb #5b45b214
 COMMANDS = dict(simulate='temrf.sim:simulate_cmd', train='temrf.train:train_cmd', sweep='temrf.sweep:sweep_cmd',
-                report='temrf.analysis:report_cmd', segment='temrf.infer:segment_cmd', rf='temrf.guide:rf_cmd')
+                report='temrf.analysis:report_cmd', segment='temrf.infer:segment_cmd', rf='temrf.guide:rf_cmd',
+                export='temrf.export:export_cmd')
 HELP = dict(simulate="simulate a TEM dataset (abTEM) in the study's HDF5 layout",
             train='train and evaluate one residual UNet, write its run folder',
             sweep='run (or resume) a receptive-field sweep of many runs through papermill',
             report='draw the figures and a summary table from a results table',
             segment='segment micrographs and stacks with a trained model; masks and particle sizes in nm',
-            rf='receptive-field advice for your images (suggest), the RF table (table), one architecture (of)')
+            rf='receptive-field advice for your images (suggest), the RF table (table), one architecture (of)',
+            export='write a BioImage Model Zoo package (Fiji, ilastik, QuPath): TorchScript and ONNX weights, nm scales')
 
 # %% ../nbs/10_cli.ipynb #5cd921c9
 def get_command(name):
@@ -63,6 +65,7 @@ def main(argv=None):
     if argv[0] == '--version':
         from temrf import __version__; print(__version__); return 0
     name, rest = argv[0], argv[1:]
+    os.environ.setdefault('MPLBACKEND', 'Agg')  # commands write figures to files, never to a window
     try:
         with _terminate_as_interrupt():
             f = get_command(name)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['UNITS_NM', 'NO_UNITS', 'RESUNITS', 'RSCIIO_FORMATS', 'READERS', 'nm_per_unit', 'pixel_nm_from', 'square_pixels',
-           'Micrograph', 'require_pixel_nm', 'save_tiff', 'tiff_writer', 'read_micrograph']
+           'Micrograph', 'require_pixel_nm', 'save_tiff', 'tiff_writer', 'read_micrograph', 'from_signal']
 
 # %% ../nbs/13_files.ipynb #4c7f7c32
 import contextlib
@@ -353,3 +353,23 @@ def read_micrograph(path, pixel_nm=None, resample=False, mmap=True):
     data = _check_images(data, p)
     data, px, notes = _calibrate(p, data, scales, units, pixel_nm, resample)
     return Micrograph(data, px, str(p), dict(meta, scales=scales, units=units, **notes))
+
+# %% ../nbs/13_files.ipynb #42b6fc5f
+def _signal_calibration(s, name):
+    "(y, x) scales and units of the two signal axes of HyperSpy signal `s`"
+    ax = s.axes_manager.signal_axes
+    if len(ax) != 2: raise ValueError(f"{name} has {len(ax)} signal axes; give an image signal (Signal2D), e.g. s.as_signal2D((0, 1))")
+    return [ax[1].scale, ax[0].scale], [ax[1].units, ax[0].units]  # HyperSpy orders signal axes x, y
+
+def from_signal(images, pixel_nm=None, name='the signal'):
+    "(array, pixel size in nm) of a HyperSpy signal from its axes (checked against `pixel_nm`); other `images` as given"
+    if not (hasattr(images, 'data') and hasattr(images, 'axes_manager')): return images, pixel_nm
+    scales, units = _signal_calibration(images, name)
+    data, size = np.asarray(images.data), pixel_nm_from(scales, units, name)
+    if size is None: return data, pixel_nm
+    if abs(size[0] - size[1]) > 1e-3*max(size):
+        raise ValueError(f"{name} has non-square pixels ({size[0]:.4g} nm high, {size[1]:.4g} nm wide); resample it to square pixels first (temrf.files.square_pixels)")
+    own = _calibrate(name, data, scales, units, None, False)[1]
+    if pixel_nm is not None and abs(_pixel_nm(pixel_nm)/own - 1) > 0.02:
+        raise ValueError(f"pixel_nm={_pixel_nm(pixel_nm):g} disagrees with {name}'s calibration, {own:.4g} nm per pixel from its axes; leave pixel_nm out, or fix the axes (s.axes_manager)")
+    return data, own

@@ -153,11 +153,14 @@ def _frames_for_advice(images, max_frames=4, crop=2048):
     return x[:max_frames, y0:y0+h, x0:x0+w]
 
 # %% ../nbs/08a_guide.ipynb #ef90a7ce
-def suggest_rf(images, pixel_nm, labels=None, model=None, patch=512, progress=False):
+def suggest_rf(images, pixel_nm=None, labels=None, model=None, patch=512, progress=False):
     "The RF (nm, px) that `images` at `pixel_nm` need, the architectures that reach it, and the reasons: a dict"
     from temrf.rf import _pixel_nm, nearest_architectures
     from temrf.sim import contrast_figure
     from temrf.infer import pretrained, segment
+    from temrf.files import from_signal
+    images, pixel_nm = from_signal(images, pixel_nm)  # a HyperSpy signal's pixel size from its axes
+    if labels is not None: labels = from_signal(labels)[0]
     pixel_nm = _pixel_nm(pixel_nm)
     x = _frames_for_advice(images)
     spacing = lattice_spacing(x, pixel_nm)

@@ -7,7 +7,7 @@ __all__ = ['MODELS_DIR', 'SHIPPED', 'pretrained', 'prepare', 'halo_px', 'tile_wi
            'overlay_figure', 'segment_cmd']
 
 # %% ../nbs/14_infer.ipynb #98362e6e
-import contextlib, math, mmap, time
+import contextlib, math, mmap, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -15,9 +15,10 @@ import torch
 from fastprogress.fastprogress import progress_bar
 import temrf
 from .datasets import XRAY_THRESHOLD
+from .fft import FRINGE_SPOTS, fringe_score
 from .model import load_weights, load_study_checkpoint, predict
 from .preprocess import remove_xrays, standardize
-from .rf import _pixel_nm, receptive_field
+from .rf import PIXEL_NM, _pixel_nm, receptive_field
 from .io import atomic_write, check_out_dir, clear_stale, first_line, read_json, stale_temporaries
 
 # %% ../nbs/14_infer.ipynb #d58db7fd
@@ -180,7 +181,9 @@ def rescale_factor(model, pixel_nm, max_rescale=20, file='the image'):
 
 def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=None, progress=True, xrays=True, max_pixels=2048**2,
             max_rescale=20):
-    "Class-1 probabilities (float32, same shape) of `model` on an image (H,W) or stack (N,H,W) of any size"
+    "Class-1 probabilities (float32, same shape) of `model` on an image (H,W), stack (N,H,W) or HyperSpy signal"
+    from temrf.files import from_signal
+    images, pixel_nm = from_signal(images, pixel_nm)  # a signal's pixel size from its axes
     if isinstance(model, (str, Path)): model = pretrained(model, device)
     frames, one = _frames(images)
     info, dev = getattr(model, 'info', {}), _device(device) if device else next(model.parameters()).device
@@ -267,7 +270,7 @@ def _segment_file(model, m, out, stem, a):
     from temrf.particles import measure
     stack = m.data.ndim == 3
     frames = m.data if stack else m.data[None]
-    tables, first = [], None
+    tables, first, checks = [], None, []
     with contextlib.ExitStack() as es:  # an error or interrupt leaves no output under its final name
         ws = [es.enter_context(tiff_writer(out/f'{stem}_{k}.tif', m.pixel_nm, overwrite=True)) for k in ('mask', 'prob')[:1 + a['probabilities']]]
         for i in progress_bar(range(len(frames)), leave=False) if a['progress'] and stack else range(len(frames)):
@@ -279,8 +282,27 @@ def _segment_file(model, m, out, stem, a):
             if a['probabilities']: ws[1].write(p)
             if a['stats']: tables.append(measure(mask, m.pixel_nm, split=a['split'], min_area_px=_min_area_px(a['min_size'], m.pixel_nm)).assign(frame=i))
             if first is None: first = mask
+            checks.append(_sanity(model, frames[i], m.pixel_nm, mask, i if stack else None))
             _release(m.data)
-    return first, (None if not a['stats'] else pd.concat(tables, ignore_index=True).assign(file=Path(m.path).name))
+    t = None if not a['stats'] else pd.concat(tables, ignore_index=True).assign(file=Path(m.path).name)
+    return first, t, pd.DataFrame(checks).assign(file=Path(m.path).name)
+
+def _sanity(model, frame, pixel_nm, mask, i):
+    "What `temrf segment` reports of one frame: the fraction called particle, Au fringes (HR models), and a warning"
+    info = getattr(model, 'info', {})
+    score = fringe_score(frame, pixel_nm or info.get('pixel_nm') or PIXEL_NM['hr']) if info.get('kind') == 'hr' else None
+    frac, fringes = float(mask.mean()), None if score is None else score > FRINGE_SPOTS
+    warn = frac > 0.5 and fringes is False
+    return dict(frame=i, particle_fraction=round(frac, 4), fringe_score=None if score is None else round(score, 2), au_fringes=fringes, warning=warn)
+
+def _warn(c, m, n):
+    "A warning on stderr when frames of `m` are mostly called particle although no Au fringes were found"
+    bad = c[c.warning]
+    if not len(bad): return
+    where = Path(m.path).name + (f" ({len(bad)} of {n} frames)" if m.data.ndim == 3 else '')
+    print(f"temrf segment: warning: {where}: {bad.particle_fraction.mean():.0%} of the pixels called particle but no Au lattice "
+          "fringes found; the model may be calling carbon particle: check the overlay (--stats) or fine-tune on your labels "
+          "(temrf train --init)", file=sys.stderr)
 
 def _save_figures(out, stem, m, first, t):
     "Size histogram and mask overlay of input `stem`, each written atomically"
@@ -329,13 +351,15 @@ def segment_cmd(inputs:list, # image or stack files: .tif, .npy, .h5, .dm3/.dm4,
     clear_stale(out)
     a = dict(tile=tile, batch_size=batch_size, probabilities=probabilities, stats=stats, split=split, min_size=min_size,
              progress=not quiet, max_rescale=max_rescale)
-    tables = []
+    tables, checks = [], []
     try:
         for m, f in zip(ms, factors):
             t0, stem = time.time(), Path(m.path).stem
-            first, t = _segment_file(net, m, out, stem, a)
+            first, t, c = _segment_file(net, m, out, stem, a)
             n = 1 if m.data.ndim == 2 else len(m.data)
-            msg = f"{Path(m.path).name}: {n} frame(s) in {time.time() - t0:.1f} s -> {stem}_mask.tif"
+            msg = f"{Path(m.path).name}: {n} frame(s) in {time.time() - t0:.1f} s -> {stem}_mask.tif, {c.particle_fraction.mean():.0%} particle"
+            if c.au_fringes.notna().any(): msg += f", Au fringes in {int(c.au_fringes.fillna(False).sum())} of {n} frame(s)"
+            checks.append(c)
             if abs(f - 1) > 0.02: msg += f" (resampled {m.pixel_nm:.4g} -> {net.info['pixel_nm']:g} nm/px for the model)"
             if t is not None:
                 tables.append(t)
@@ -343,7 +367,10 @@ def segment_cmd(inputs:list, # image or stack files: .tif, .npy, .h5, .dm3/.dm4,
                 msg += f", {len(whole)} whole particles, median diameter {whole.ecd_nm.median():.2f} nm"
                 _save_figures(out, stem, m, first, t)
             print(msg)
-        if stats: atomic_write(out/'particles.csv', lambda f: pd.concat(tables, ignore_index=True).to_csv(f, index=False))
+            _warn(c, m, n)
+        if stats:
+            atomic_write(out/'particles.csv', lambda f: pd.concat(tables, ignore_index=True).to_csv(f, index=False))
+            atomic_write(out/'frames.csv', lambda f: pd.concat(checks, ignore_index=True).to_csv(f, index=False))
     except BaseException:
         if made and not any(out.iterdir()): out.rmdir()
         raise

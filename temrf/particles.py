@@ -64,8 +64,10 @@ def _min_distance_px(regions, pixel_nm, diameter_nm=None, min_area_px=20):
     return 0.5*np.sqrt(4*np.median(areas)/np.pi) if len(areas) else 1
 
 # %% ../nbs/15_particles.ipynb #77718eae
-def measure(mask, pixel_nm, split=False, min_area_px=20, diameter_nm=None):
-    "Table of the particles of `mask` (H,W) or (N,H,W), one row each: size, shape and position in nm."
+def measure(mask, pixel_nm=None, split=False, min_area_px=20, diameter_nm=None):
+    "Table of the particles of `mask` (H,W), (N,H,W) or a HyperSpy signal, one row each: size, shape and position in nm."
+    from temrf.files import from_signal
+    mask, pixel_nm = from_signal(mask, pixel_nm)  # a signal's pixel size from its axes
     px, masks = _pixel_nm(pixel_nm), _as_masks(mask)
     tables = []
     for i, m in enumerate(masks):
