@@ -195,3 +195,16 @@ def test_refuses_other_files(tmp_path):
     torch.save(torch.zeros(3), tmp_path/'tensor.pt')
     with pytest.raises(TypeError, match='holds a Tensor'):
         load_study_checkpoint(tmp_path/'tensor.pt')
+
+
+def test_study_checkpoint_gets_the_study_preparation(study):
+    "A study checkpoint through `pretrained`/`segment` sees median-filtered images scaled to [0, 1], as it was trained"
+    import numpy as np
+    from temrf.infer import pretrained, segment, study_prep
+    out, _ = study
+    m = pretrained(out/'unet_m24_zip.h5', 'cpu')
+    assert m.info['prep'] == 'study' and m.info['kind'] == 'hr'
+    img = np.random.default_rng(0).poisson(50, (64, 64)).astype(np.float32)
+    x = study_prep(img)
+    with torch.no_grad(): want = torch.softmax(m(torch.from_numpy(x)[None, None]), 1)[0, 1].numpy()
+    torch.testing.assert_close(torch.from_numpy(segment(m, img, xrays=False, progress=False)), torch.from_numpy(want), atol=1e-5, rtol=0)
