@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['STUDY_FILES', 'XRAY_THRESHOLD', 'find_pair', 'toy_pair', 'check_data_dir', 'resolve_dataset', 'image_size',
-           'default_patch', 'dataset_contrast', 'splits_of', 'get_splits']
+           'default_patch', 'dataset_contrast', 'min_particle_pixels', 'splits_of', 'get_splits']
 
 # %% ../nbs/06a_datasets.ipynb #b1ee42b6
 import os
@@ -128,6 +128,11 @@ def dataset_contrast(info, images, labels):
     c = info.get('contrast')
     return round(float(c if c is not None else contrast_figure(images, labels)), 4)
 
+# %% ../nbs/06a_datasets.ipynb #6a11b00c
+def min_particle_pixels(patch):
+    "Particle pixels a `patch`-px patch needs to be kept for training: the study's 400 of 512x512, scaled by area"
+    return max(1, round(400*(patch/512)**2))
+
 # %% ../nbs/06a_datasets.ipynb #df8a14fa
 def splits_of(info, patch=None, seed=0):
     "The study's `Splits` of the dataset described by `info` (from `resolve_dataset`), `patch`-px patches, data `seed`"
@@ -135,7 +140,7 @@ def splits_of(info, patch=None, seed=0):
     info['contrast'] = dataset_contrast(info, images, labels)
     patch = default_patch(min(images.shape[1:]), patch)
     xray = XRAY_THRESHOLD[info['kind']] if info['origin'] != 'simulated' and images.min() >= 0 else None
-    min_pixels = -1 if info.get('keep_background') else max(1, round(400*(patch/512)**2))  # -1: hard negatives kept
+    min_pixels = -1 if info.get('keep_background') else min_particle_pixels(patch)  # -1: hard negatives kept
     return prepare_splits(images, labels, size=patch, min_pixels=min_pixels, xray_threshold=xray, seed=seed)
 
 # %% ../nbs/06a_datasets.ipynb #60ed0fd9

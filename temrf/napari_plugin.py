@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox, Table, TextEdit
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
+from .datasets import min_particle_pixels
 from .files import READERS, read_micrograph, save_tiff
 from .guide import HR_PIXEL_NM, format_advice, suggest_rf
 from .infer import SHIPPED, pretrained, rescale_factor, segment
@@ -190,7 +191,7 @@ def _finetune_patch(labels, step, need=10):
         if patch % step or patch > min(labels.shape[1:]): continue
         H, W = (s//patch*patch for s in labels.shape[1:])
         per = labels[:, :H, :W].reshape(len(labels), H//patch, patch, W//patch, patch).sum((2, 4), dtype=np.int64)
-        n = int((per > max(1, round(400*(patch/512)**2))).sum())  # temrf.datasets.splits_of's particle floor
+        n = int((per > min_particle_pixels(patch)).sum())  # the patches training keeps
         if n >= need: return patch, n
         best = max(best, n)
     raise ValueError(f"these labels give at most {best} patches with particles and temrf train needs {need}: label more particles or frames")

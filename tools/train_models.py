@@ -189,12 +189,53 @@ def card(root):
     df.to_csv(REPO/'nbs/results/model_card.csv', index=False)
     print(df.groupby(['model', 'diameter_nm', 'level'])[['contrast', 'dice', 'fft_dice']].mean().round(3).to_string())
 
+def indep_scores(root, model):
+    "Hard dice of `model` and of the FFT baseline on each field of the independent held-out set hr-indep"
+    import torch
+    from temrf.infer import pretrained, segment
+    from temrf.metrics import mask_dice
+    from temrf.fft import fft_baseline_dice, band_from_spacings
+    from temrf.preprocess import standardize
+    imgs, lbls = load_h5_pair(*sorted((root/'hr-indep').glob('*.h5')))
+    infos = read_h5_attrs(next((root/'hr-indep').glob('*_Images.h5')))['images']
+    m = pretrained(model, 'cpu')
+    dice = mask_dice(segment(m, imgs, progress=False) > 0.5, lbls)
+    fft = fft_baseline_dice(np.stack([standardize(i) for i in imgs]), lbls, *band_from_spacings(pixel_nm='hr', size=imgs.shape[-1]))
+    return [dict(model=str(model), set=f"indep {info['diameter_nm']:g} nm", dice=float(d), fft_dice=float(f)) for info, d, f in zip(infos, dice, fft)]
+
+def compare(root, models):
+    "Mean hard dice per real set and per independent held-out size of each HR model in `models` (names or run folders)"
+    import pandas as pd, torch
+    from temrf.infer import pretrained
+    from temrf.realdata import score_real, REAL_SETS
+    torch.set_num_threads(2)
+    rows = []
+    for m in models:
+        df = score_real({'hr': pretrained(m, 'cpu')}, REPO/'realdata', [k for k, v in REAL_SETS.items() if v[3] == 'hr'])
+        rows += [dict(model=m, set=r.set, dice=r.dice, fft_dice=r.fft_dice, called=r.called) for r in df.itertuples()]
+        rows += indep_scores(root, m)
+    t = pd.DataFrame(rows).groupby(['model', 'set'], sort=False)[['dice', 'fft_dice', 'called']].mean().round(3)
+    print(t.to_string())
+    return t
+
+def card2(root):
+    "The model card's real-data and independent-simulation tables, and the real overlays"
+    import pandas as pd, torch, subprocess, sys
+    from temrf.infer import pretrained
+    from temrf.realdata import score_real
+    torch.set_num_threads(2)
+    df = score_real({'hr': pretrained('hr-au', 'cpu'), 'lr': pretrained('lr-au', 'cpu')}, REPO/'realdata')
+    df.round(4).to_csv(REPO/'nbs/results/real_card.csv', index=False)
+    pd.DataFrame(indep_scores(root, 'hr-au')).round(4).to_csv(REPO/'nbs/results/indep_card.csv', index=False)
+    subprocess.run([sys.executable, str(REPO/'benchmarks/real.py'), '--figures', str(REPO/'nbs/images')], check=True)
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('step', choices=('data', 'train', 'card', 'data2', 'train2'))
-    ap.add_argument('names', nargs='*', help='candidates to train (train2)')
+    ap.add_argument('step', choices=('data', 'train', 'card', 'data2', 'train2', 'compare', 'card2'))
+    ap.add_argument('names', nargs='*', help='candidates to train (train2) or models to compare (compare)')
     ap.add_argument('--root', default=str(Path('~/.cache/temrf/models').expanduser()))
     a = ap.parse_args()
     root = Path(a.root); root.mkdir(parents=True, exist_ok=True)
     if a.step == 'train2': train2(root, a.names)
-    else: dict(data=data, train=train, card=card, data2=data2)[a.step](root)
+    elif a.step == 'compare': compare(root, a.names)
+    else: dict(data=data, train=train, card=card, data2=data2, card2=card2)[a.step](root)
