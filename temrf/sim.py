@@ -159,6 +159,7 @@ HR_DEFAULTS = dict(
     astigmatism_nm=0., astigmatism_deg=0., coma_nm=0., coma_deg=0.,      # residual twofold astigmatism and coma
     image_spread_nm=0.04, mtf_px=0.5,         # image spread (vibration, drift; sigma, nm), camera point spread (px)
     support_nm=3., carbon_density=2.0,        # amorphous carbon slab thickness (nm) and density (g/cm³)
+    holes=0.,                                 # fraction of the field where the support has holes (vacuum)
     coverage=0.3, size_spread=0.1,            # particle area fraction and relative spread of diameters
     shapes=dict(wulff=.5, octahedron=.15, decahedron=.2, icosahedron=.15),
     zone_fraction=0.6, tilt_deg=4., label_pad_nm=0.1, gap_nm=0.3,  # label margin, gap between particles
@@ -192,6 +193,13 @@ def _hr_particles(size, diameter_nm, rng, p, centres_nm=None):
     return [parts[i] for i in idx], centres, [shapes[i] for i in idx]
 
 # %% ../nbs/02_sim.ipynb #1de1def7
+def _in_holes(xy_px, size, frac, rng):
+    "Which points `xy_px` (px) fall in smooth random holes covering `frac` of a `size` px field"
+    f = random_field((size, size), size/10, rng)
+    holes = f > np.quantile(f, 1 - frac)
+    i = np.clip(xy_px.astype(int), 0, size - 1)
+    return holes[i[:, 1], i[:, 0]]
+
 def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
     "ASE `Atoms` of Au particles on amorphous carbon for one `size` px field, its label mask and particle records."
     from ase import Atoms
@@ -203,6 +211,7 @@ def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
     top = max([np.ptp(q[:, 2]) for q in parts] + [0]) + 4      # room above the support (Å)
     t_c = p['support_nm']*10
     carbon = amorphous_carbon(L, t_c, rng, p['carbon_density']) if t_c > 0 else np.zeros((0, 3))
+    if p['holes'] > 0 and len(carbon): carbon = carbon[~_in_holes(carbon[:, :2]/px, size, p['holes'], rng)]
     label, au = np.zeros((size, size), bool), []
     for q, c in zip(parts, centres):
         q = q + [c[0]*px, c[1]*px, 2 - q[:, 2].min()]           # particles from z = 2 Å, above the support
