@@ -24,8 +24,8 @@ def overlays(models, folder, out):
         ax.contour(p, [.5], colors='cyan', linewidths=.8); ax.set_title(f"{r['set']}\n{r['name']}", fontsize=7); ax.axis('off')
     for ax in axs.flat[len(recs):]: ax.axis('off')
     fig.suptitle('real micrographs: true outline (yellow), model (cyan)', fontsize=10); fig.tight_layout()
-    fig.savefig(out/'real_overlays.png', dpi=55); plt.close(fig)
-    return out/'real_overlays.png'
+    fig.savefig(out/'real_overlays.jpg', dpi=55, pil_kwargs=dict(quality=80)); plt.close(fig)
+    return out/'real_overlays.jpg'
 
 
 if __name__ == '__main__':

@@ -93,7 +93,7 @@ def main():
         im, lb = g[name][i]; im = im[:132, :132]; lb = lb[:132, :132]
         a.imshow(im, cmap='gray', vmin=np.percentile(im, 1), vmax=np.percentile(im, 99)); a.contour(lb, [.5], colors='gold', linewidths=.7)
         a.set_title(name, fontsize=8); a.axis('off')
-    fig.tight_layout(); fig.savefig(REPO/'nbs/images/realism_side_by_side.png', dpi=70); plt.close(fig)
+    fig.tight_layout(); fig.savefig(REPO/'nbs/images/realism_side_by_side.jpg', dpi=70, pil_kwargs=dict(quality=80)); plt.close(fig)
     df = pd.DataFrame(rows); df.to_csv(REPO/'nbs/results/realism.csv', index=False)
     print(df.to_string(index=False))
 

@@ -3,6 +3,14 @@
     python tools/train_models.py data  [--root DIR]   # simulate the training and held-out fields
     python tools/train_models.py train [--root DIR]   # train 'hr-au' and 'lr-au', copy weights into temrf/models/
     python tools/train_models.py card  [--root DIR]   # dice per particle size and contrast level -> nbs/results/model_card.csv
+
+The shipped models of 2026-12-05 come from the transfer recipe, built for real micrographs:
+    python tools/train_models.py data2 --root DIR       # lr-transfer, hr-transfer (widely varied physics, file artefacts), hr-indep
+    python tools/train_models.py data3 --root DIR       # hr-transfer2: hr-transfer and fields whose support has holes
+    python tools/train_models.py train2 hr2-n3 lr-n2 --root DIR   # candidates (one thread each: run several side by side)
+    python tools/train_models.py compare hr-au RUN... --root DIR  # real sets (realdata/) and hr-indep, per model
+    python tools/train_models.py ship hr-au=RUN lr-au=RUN --root DIR
+    python tools/train_models.py card2 --root DIR       # real_card.csv, indep_card.csv, real_overlays.png
 """
 import argparse, json, shutil, time
 from pathlib import Path
@@ -139,6 +147,17 @@ def write_set(folder, kind, fields):
     attrs = dict(kind=kind, pixel_nm=PIXEL_NM[kind], contrast=round(contrast_figure(imgs, lbls), 4), images=infos)
     save_h5_pair(imgs, lbls, folder/f'Au_{kind}_varied_Images.h5', folder/f'Au_{kind}_varied_Labels.h5', attrs=attrs, overwrite=True)
 
+def _held(args): return field(*args)
+
+def heldout(root):
+    "Only the held-out fields of the model card (every particle size at every contrast level), two processes"
+    from multiprocessing import Pool
+    for kind in ('hr', 'lr'):
+        h = HELD_OUT[kind]
+        if (root/f'{kind}-heldout').exists(): continue
+        jobs = [(kind, 5000 + 100*j + i, lvl, d) for j, (d, lvl) in enumerate((d, l) for d in h['diameters'] for l in h['levels']) for i in range(h['n'])]
+        with Pool(2) as pool: write_set(root/f'{kind}-heldout', kind, pool.map(_held, jobs, chunksize=1))
+
 def data(root):
     for kind in ('hr', 'lr'):
         t = time.time()
@@ -235,6 +254,17 @@ def compare(root, models):
     print(t.to_string())
     return t
 
+def ship(root, runs):
+    "Copy the run folders `runs` ('hr-au=FOLDER', 'lr-au=FOLDER') into temrf/models/ and their records into models.json"
+    recs = json.loads((REPO/'nbs/results/models.json').read_text())
+    for item in runs:
+        name, folder = item.split('=', 1)
+        rec = json.loads((Path(folder)/'record.json').read_text())
+        shutil.copy(Path(folder)/'model.pth', REPO/'temrf/models'/f'{name}.pth')
+        recs[name] = {k: v for k, v in rec.items() if k not in ('run_dir', 'dataset')}
+        print(name, '<-', folder, {k: rec[k] for k in ('arch', 'n_params', 'test_hard_dice', 'n_train', 'train_time_s')})
+    (REPO/'nbs/results/models.json').write_text(json.dumps(recs, indent=1))
+
 def card2(root):
     "The model card's real-data and independent-simulation tables, and the real overlays"
     import pandas as pd, torch, subprocess, sys
@@ -248,11 +278,12 @@ def card2(root):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('step', choices=('data', 'train', 'card', 'data2', 'data3', 'train2', 'compare', 'card2'))
+    ap.add_argument('step', choices=('data', 'train', 'card', 'heldout', 'data2', 'data3', 'train2', 'compare', 'ship', 'card2'))
     ap.add_argument('names', nargs='*', help='candidates to train (train2) or models to compare (compare)')
     ap.add_argument('--root', default=str(Path('~/.cache/temrf/models').expanduser()))
     a = ap.parse_args()
     root = Path(a.root); root.mkdir(parents=True, exist_ok=True)
     if a.step == 'train2': train2(root, a.names)
     elif a.step == 'compare': compare(root, a.names)
-    else: dict(data=data, train=train, card=card, data2=data2, data3=data3, card2=card2)[a.step](root)
+    elif a.step == 'ship': ship(root, a.names)
+    else: dict(data=data, train=train, card=card, data2=data2, data3=data3, card2=card2, heldout=heldout)[a.step](root)
