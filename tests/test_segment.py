@@ -66,7 +66,10 @@ def test_rf_commands(lr, capsys):
     assert out.startswith('suggested receptive field') and 'low-resolution image' in out
 
 
-SEGMENT = "import sys; from temrf.cli import main; sys.exit(main(sys.argv[1:]))"
+# Ctrl-C as in a terminal: a shell that starts a job in the background (as CI may) sets SIGINT to ignored, and Python
+# keeps that; the child restores Python's own handler first.
+SEGMENT = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "from temrf.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 @pytest.fixture(scope='module')
