@@ -230,16 +230,9 @@ if not torch.cuda.is_available():
 
 
 @pytest.mark.parametrize('case', list(CLI))
-def test_cli_bad_input(ws, capsys, case):
+def test_cli_bad_input(ws, refuses, case):
     "One line `temrf <command>: error: ...` naming the problem, exit status 1, and nothing made or changed"
-    args, msg = CLI[case]
-    before = _tree(ws)
-    rc, err = _cli(ws, capsys, args)
-    lines = err.strip().splitlines()
-    assert rc == 1 and len(lines) == 1, err
-    assert lines[0].startswith(f"temrf {args.split()[0]}: error: "), lines[0]
-    assert msg.format(w=ws) in lines[0], lines[0]
-    assert _tree(ws) == before, 'a failed command left files behind'
+    refuses(ws, *CLI[case])
     assert not (ws/'PWNED').exists(), 'pickled code ran'
 
 
