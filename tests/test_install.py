@@ -3,7 +3,10 @@ import os, pkgutil, shutil, subprocess, sys, textwrap
 from pathlib import Path
 import temrf
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(temrf.__path__, 'temrf.') if not m.name.endswith('_modidx'))
+import importlib.util
+EXTRA = {'temrf.napari_plugin': 'napari'}  # modules of an optional extra: checked only where the extra is installed
+MODULES = sorted(m.name for m in pkgutil.iter_modules(temrf.__path__, 'temrf.') if not m.name.endswith('_modidx')
+                 and (m.name not in EXTRA or importlib.util.find_spec(EXTRA[m.name])))
 
 BLOCKER = textwrap.dedent('''
     import sys, importlib.abc
