@@ -43,7 +43,8 @@ def _message(e):
     "The one line shown for user error `e`"
     if isinstance(e, KeyError) and e.args: return str(e.args[0])
     if isinstance(e, OSError) and e.filename and str(e.filename) not in str(e): return f"{e.strerror or e}: {e.filename}"
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    from temrf.io import first_line  # here, not at the top: `temrf --help` stays quick
+    return first_line(e)
 
 # %% ../nbs/10_cli.ipynb #f7838306
 class Terminated(KeyboardInterrupt):

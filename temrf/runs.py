@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import fastai, fastcore
 import temrf
-from .io import atomic_write, check_out_dir, read_json, write_json
+from .io import atomic_write, check_out_dir, first_line, read_json, write_json
 from .model import check_arch, load_weights
 from .rf import arch_name, check_fits, receptive_field, rf_nm
 
@@ -264,7 +264,7 @@ def load_results(path):
         path = path/'results.csv' if path.is_dir() else path
         try: df = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not a readable results table ({str(e).strip().splitlines()[0]})") from None
+            raise ValueError(f"{path} is not a readable results table ({first_line(e)})") from None
     root = path if path.is_dir() else path.parent
     df = _check_results(df, path)
     return df.assign(run_path=[_run_path(r, root) for r in df.to_dict('records')])
