@@ -18,7 +18,7 @@ from skimage.filters import gaussian, threshold_otsu
 
 from .io import as_stack
 from .metrics import mask_dice
-from .rf import PIXEL_NM, _pixel_nm
+from .io import PIXEL_NM, pixel_size
 
 # %% ../nbs/06_fft.ipynb #e6483b93
 def _check_image(img):
@@ -121,7 +121,7 @@ def spacing_radius(spacing_A, pixel_nm, size):
     s = np.asarray(spacing_A)
     if s.dtype.kind not in 'iuf' or not np.isfinite(s).all() or np.any(s <= 0):
         raise ValueError(f"lattice spacings must be positive (angstrom), got {spacing_A!r}; e.g. AU_SPACINGS_A = {AU_SPACINGS_A}")
-    return size*_pixel_nm(pixel_nm)*10/np.asarray(spacing_A, dtype=float)
+    return size*pixel_size(pixel_nm)*10/np.asarray(spacing_A, dtype=float)
 
 # %% ../nbs/06_fft.ipynb #089d7936
 def band_from_spacings(spacings_A=AU_SPACINGS_A, pixel_nm='hr', size=512, margin=(0.19, 0.02)):
@@ -136,7 +136,7 @@ def band_from_spacings(spacings_A=AU_SPACINGS_A, pixel_nm='hr', size=512, margin
 # %% ../nbs/06_fft.ipynb #3d0806ea
 def fringe_image(size=512, pixel_nm='hr', spacing_A=2.355, diameter_nm=5, fringe=1.0, dark=0.3, noise=1.0, seed=0):
     "Standardized `size` px image of a disc of fringes `spacing_A` apart on amorphous-like noise, and its 0/1 label"
-    rng, px = np.random.default_rng(seed), _pixel_nm(pixel_nm)
+    rng, px = np.random.default_rng(seed), pixel_size(pixel_nm)
     y, x = np.mgrid[:size, :size].astype(float)
     R = diameter_nm/px/2
     cy, cx = rng.uniform(R, size - R, 2) if 2*R < size else (size/2, size/2)

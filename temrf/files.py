@@ -22,7 +22,7 @@ import scipy.ndimage
 import tifffile
 
 from .io import _grey, _unreadable, atomic_write, h5_dataset, open_h5, read_h5_attrs, tmp_path
-from .rf import PIXEL_RANGE_NM, _pixel_nm
+from .io import PIXEL_RANGE_NM, pixel_size
 
 # %% ../nbs/13_files.ipynb #3b531d88
 UNITS_NM = {'nm': 1., 'nanometer': 1., 'nanometre': 1., 'pm': 1e-3, 'å': 0.1, 'a': 0.1, 'angstrom': 0.1,
@@ -105,7 +105,7 @@ def _imagej_kwargs(pixel_nm, ndim=None):
     "`tifffile` keywords for an ImageJ file (of `ndim` dimensions, if known) calibrated at `pixel_nm` nm"
     md = dict(axes='ZYX'[-ndim:]) if ndim else {}
     if pixel_nm is None: return dict(metadata=md)
-    px = _pixel_nm(pixel_nm)
+    px = pixel_size(pixel_nm)
     return dict(resolution=(1 / px, 1 / px), metadata=dict(md, unit='nm'))
 
 def _no_overwrite(p, overwrite):
@@ -332,11 +332,11 @@ def _calibrate(file, data, scales, units, pixel_nm, resample):
     if pixel_nm is not None:
         try: own = pixel_nm_from(scales, units, file)
         except ValueError as e: own = str(e)
-        return data, _pixel_nm(pixel_nm), dict(pixel_source='given', file_pixel_nm=own)
+        return data, pixel_size(pixel_nm), dict(pixel_source='given', file_pixel_nm=own)
     size = pixel_nm_from(scales, units, file)
     if size is None: return data, None, dict(pixel_source=None)
     if max(size) > 1e6: raise ValueError(f"{file} gives {max(size):.4g} nm pixels, more than 1 mm: not a micrograph's calibration (a diffraction pattern read without its metadata?); give the pixel size with --pixel-size NM (pixel_nm=...)")
-    try: _pixel_nm(min(size))  # the pixel after squaring, which keeps the finer size
+    try: pixel_size(min(size))  # the pixel after squaring, which keeps the finer size
     except ValueError: raise ValueError(f"{file} gives {'x'.join(f'{v:.4g}' for v in size)} nm pixels, outside the {PIXEL_RANGE_NM[0]:g}-{PIXEL_RANGE_NM[1]:g} nm of TEM micrographs; give the pixel size with --pixel-size NM (pixel_nm=...)") from None
     data, px, notes = square_pixels(data, size, file, resample)
     return data, px, dict(notes, pixel_source='file', file_pixel_nm=size)
@@ -370,6 +370,6 @@ def from_signal(images, pixel_nm=None, name='the signal'):
     if abs(size[0] - size[1]) > 1e-3*max(size):
         raise ValueError(f"{name} has non-square pixels ({size[0]:.4g} nm high, {size[1]:.4g} nm wide); resample it to square pixels first (temrf.files.square_pixels)")
     own = _calibrate(name, data, scales, units, None, False)[1]
-    if pixel_nm is not None and abs(_pixel_nm(pixel_nm)/own - 1) > 0.02:
-        raise ValueError(f"pixel_nm={_pixel_nm(pixel_nm):g} disagrees with {name}'s calibration, {own:.4g} nm per pixel from its axes; leave pixel_nm out, or fix the axes (s.axes_manager)")
+    if pixel_nm is not None and abs(pixel_size(pixel_nm)/own - 1) > 0.02:
+        raise ValueError(f"pixel_nm={pixel_size(pixel_nm):g} disagrees with {name}'s calibration, {own:.4g} nm per pixel from its axes; leave pixel_nm out, or fix the axes (s.axes_manager)")
     return data, own

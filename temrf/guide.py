@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 import temrf
-from .io import binary_labels
+from .io import binary_labels, pixel_size
 from .preprocess import standardize
 
 # %% ../nbs/08a_guide.ipynb #35082253
@@ -155,13 +155,13 @@ def _frames_for_advice(images, max_frames=4, crop=2048):
 # %% ../nbs/08a_guide.ipynb #ef90a7ce
 def suggest_rf(images, pixel_nm=None, labels=None, model=None, patch=512, progress=False):
     "The RF (nm, px) that `images` at `pixel_nm` need, the architectures that reach it, and the reasons: a dict"
-    from temrf.rf import _pixel_nm, nearest_architectures
+    from temrf.rf import nearest_architectures
     from temrf.sim import contrast_figure
     from temrf.infer import pretrained, segment
     from temrf.files import from_signal
     images, pixel_nm = from_signal(images, pixel_nm)  # a HyperSpy signal's pixel size from its axes
     if labels is not None: labels = from_signal(labels)[0]
-    pixel_nm = _pixel_nm(pixel_nm)
+    pixel_nm = pixel_size(pixel_nm)
     x = _frames_for_advice(images)
     spacing = lattice_spacing(x, pixel_nm)
     regime = 'high-resolution' if spacing or pixel_nm <= HR_PIXEL_NM else 'low-resolution'

@@ -15,7 +15,7 @@ from skimage.feature import peak_local_max
 from skimage.measure import label as label_regions, regionprops_table
 from skimage.segmentation import watershed
 
-from .rf import PIXEL_NM, _pixel_nm
+from .io import PIXEL_NM, pixel_size
 
 # %% ../nbs/15_particles.ipynb #c5a33d22
 def _as_masks(mask):
@@ -68,7 +68,7 @@ def measure(mask, pixel_nm=None, split=False, min_area_px=20, diameter_nm=None):
     "Table of the particles of `mask` (H,W), (N,H,W) or a HyperSpy signal, one row each: size, shape and position in nm."
     from temrf.files import from_signal
     mask, pixel_nm = from_signal(mask, pixel_nm)  # a signal's pixel size from its axes
-    px, masks = _pixel_nm(pixel_nm), _as_masks(mask)
+    px, masks = pixel_size(pixel_nm), _as_masks(mask)
     tables = []
     for i, m in enumerate(masks):
         regions = label_regions(m)

@@ -200,7 +200,8 @@ def test_refuses_other_files(tmp_path):
 def test_study_checkpoint_gets_the_study_preparation(study):
     "A study checkpoint through `pretrained`/`segment` sees median-filtered images scaled to [0, 1], as it was trained"
     import numpy as np
-    from temrf.infer import pretrained, segment, study_prep
+    from temrf.infer import pretrained, segment
+    from temrf.preprocess import study_prep
     out, _ = study
     m = pretrained(out/'unet_m24_zip.h5', 'cpu')
     assert m.info['prep'] == 'study' and m.info['kind'] == 'hr'

@@ -11,10 +11,6 @@ CLEAN_HR = dict(support_nm=0., dose=None, defocus_spread_nm=0., defocus_nm=0., c
                 image_spread_nm=0., mtf_px=0.)
 CLEAN_LR = dict(dose=None, blur_px=0., support_var=0., grain=0.)
 
-def test_pixel_sizes_match_rf():
-    from temrf.rf import PIXEL_NM
-    assert sim.PIXEL_NM == PIXEL_NM
-
 @pytest.mark.parametrize('centre', [(0.8, 1.9), (1.9, 0.8)])
 def test_hr_label_alignment(centre):
     "A particle placed at (x, y) nm labels at (row, col) = (y, x)/pixel, and the image disturbance is under the label"

@@ -15,7 +15,8 @@ The shipped models of 2026-12-05 come from the transfer recipe, built for real m
 import argparse, json, shutil, time
 from pathlib import Path
 import numpy as np
-from temrf.sim import sim_params, simulate_field, contrast_figure, _CONTRAST, PIXEL_NM
+from temrf.io import PIXEL_NM
+from temrf.sim import sim_params, simulate_field, contrast_figure, _CONTRAST
 from temrf.io import save_h5_pair, load_h5_pair, read_h5_attrs
 
 REPO = Path(__file__).resolve().parents[1]
