@@ -12,9 +12,9 @@ def child(model, size, tile, frames=1):
     "Run one case in this process; print a JSON line of seconds and memory"
     import numpy as np, torch
     from temrf.infer import pretrained, segment
-    from temrf.model import ResUNet, predict
+    from temrf.model import Arch, ResUNet, predict
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
-    net = pretrained('hr-au', 'cpu') if model in ('hr-au', 'plain', 'patches') else ResUNet(4, [2, 2, 2, 4]).eval()  # N=4, RF 2.7 nm
+    net = pretrained('hr-au', 'cpu') if model in ('hr-au', 'plain', 'patches') else ResUNet(Arch([2, 2, 2, 4])).eval()  # N=4, RF 2.7 nm
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
     rng = np.random.default_rng(0)
     x = rng.poisson(400, (frames, size, size) if frames > 1 else (size, size)).astype(np.float32)

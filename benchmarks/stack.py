@@ -11,6 +11,7 @@ SEQS = [(2, (a, b)) for a in (2, 4, 8) for b in (2, 4, 8)]  # the HR 5 nm poolin
 def epoch_s(n_blocks, pools, k, size, bs, n_train, device, epochs=2):
     "Seconds of the last of `epochs` epochs of a stack of `k` models (or one model when `k` is 1) on `n_train` patches"
     from temrf.stack import ResUNetStack, StackLoss, stack_dls, stack_metrics
+    from temrf.model import Arch
     from temrf.train import build_model, get_dls, get_learner
     from fastai.callback.core import Callback
     rng = np.random.default_rng(0)
@@ -20,10 +21,10 @@ def epoch_s(n_blocks, pools, k, size, bs, n_train, device, epochs=2):
     split = ((X[n_valid:], Y[n_valid:]), (X[:n_valid], Y[:n_valid]))
     path = tempfile.mkdtemp()
     if k == 1:
-        learn = get_learner(get_dls(split, bs, 0, device), build_model(n_blocks, pools), 1e-3, path, cbs=[])
+        learn = get_learner(get_dls(split, bs, 0, device), build_model(Arch(pools, n_blocks=n_blocks)), 1e-3, path, cbs=[])
     else:
         dls = stack_dls([split]*k, bs, list(range(k)), device)
-        net = ResUNetStack([build_model(n_blocks, pools, seed=s) for s in range(k)]).to(dls.device)
+        net = ResUNetStack([build_model(Arch(pools, n_blocks=n_blocks), seed=s) for s in range(k)]).to(dls.device)
         learn = get_learner(dls, net, 1e-3, path, loss_func=StackLoss(k), metrics=stack_metrics(k), cbs=[])
     with learn.no_bar(), learn.no_logging():
         for _ in range(epochs):

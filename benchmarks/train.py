@@ -9,7 +9,7 @@ Images/s count training images of the second epoch (the first warms up; its vali
 both). Threads: $OMP_NUM_THREADS (default 2, this machine's cores)."""
 import json, os, resource, subprocess, sys, tempfile, time
 
-ARCHS = {'N=2 m22': (2, (2, 2)), 'N=2 m88': (2, (8, 8)), 'N=3 m222': (3, (2, 2, 2)), 'N=4 m2222': (4, (2, 2, 2, 2))}
+ARCHS = {'N=2 m22': 'm22', 'N=2 m88': 'm88', 'N=3 m222': 'm222', 'N=4 m2222': 'm2222'}
 N_TRAIN = {256: 64, 512: 32}
 SPEEDUPS = ('channels_last', 'heap', 'compile', 'bf16', 'tensors', 'nosync')
 
@@ -35,7 +35,7 @@ def plain(arch, size, epochs, opts=()):
     if 'heap' in opts: hold_heap()
     (Xt, Yt), (Xv, Yv) = _data(size)
     torch.manual_seed(0)
-    model = ResUNet(*ARCHS[arch])
+    model = ResUNet(ARCHS[arch])
     cl = torch.channels_last if 'channels_last' in opts else torch.contiguous_format
     model = model.to(memory_format=cl)
     f = torch.compile(model) if 'compile' in opts else model
@@ -72,9 +72,10 @@ def plain(arch, size, epochs, opts=()):
 def temrf_fit(arch, size, epochs):
     "Seconds of the last of `epochs` one-epoch fits of temrf's `Learner` (its defaults: channels-last, heap held)"
     import torch
+    from temrf.model import Arch
     from temrf.train import build_model, get_dls, get_learner
     splits = _data(size)
-    learn = get_learner(get_dls(splits, bs=8, seed=0, device='cpu'), build_model(*ARCHS[arch], seed=0), 1e-3,
+    learn = get_learner(get_dls(splits, bs=8, seed=0, device='cpu'), build_model(Arch.parse(ARCHS[arch]), seed=0), 1e-3,
                         path=tempfile.mkdtemp())
     with learn.no_bar(), learn.no_logging():
         for _ in range(epochs):
@@ -109,7 +110,7 @@ def step_bytes(arch, size, bs=8):
     "Bytes a training step must move at least: every activation written and read forward, read again, and its gradient written and read backward"
     import torch
     from temrf.model import ResUNet
-    model, total = ResUNet(*ARCHS[arch]), [0]
+    model, total = ResUNet(ARCHS[arch]), [0]
     def hook(m, i, o): total[0] += o.numel()*o.element_size()
     for m in model.modules():
         if not list(m.children()): m.register_forward_hook(hook)

@@ -19,8 +19,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy.ndimage import uniform_filter
-from .model import ResUNet, predict
-from .rf import parse_arch, receptive_field
+from .model import Arch, ResUNet, predict
 from .io import check_out_dir
 from .guide import needed_rf_table, plot_rf_curves
 from .runs import check_rf_dice, load_results, load_run
@@ -30,10 +29,10 @@ from .fft import fourier_filter, band_from_spacings, missed_map, AU_SPACINGS_A
 # %% ../nbs/09_analysis.ipynb #91d12597
 def _arch_variant(arch):
     "'pooling' (max, the study's), 'avg pooling' or 'dilation' for an architecture name, with ' k5' for kernel 5"
-    try: c = parse_arch(arch)
+    try: a = Arch.parse(arch)
     except ValueError: return 'dilation' if '-d' in arch else 'pooling'
-    v = 'dilation' if c['dilations'] else 'avg pooling' if c['pool'] == 'avg' else 'pooling'
-    return v if c['kernel'] == 3 else f"{v} k{c['kernel']}"
+    v = 'dilation' if a.dilations else 'avg pooling' if a.pool == 'avg' else 'pooling'
+    return v if a.kernel == 3 else f"{v} k{a.kernel}"
 
 def _variant(df):
     "The variant of each row's architecture: 'pooling', 'avg pooling', 'dilation', with the kernel when not 3"
@@ -184,16 +183,13 @@ def _runs(run_dirs):
 
 def _name(rec): return f"{rec['arch']}, RF {float(rec['rf_nm']):.2g} nm"
 
-def _model_rf(m):
-    c = m.config
-    return receptive_field(c['n_blocks'], c['pools'], c['dilations'], c['kernel'], c['pool'])
 
 def examples_from_runs(run_dirs, n_images=2, data=None, data_dir=None):
     "Fig. 5/6 for the models in `run_dirs` on `n_images` test patches (`data`: `(X, Y)`, default their test set)"
     models, recs = _runs(run_dirs)
     X, Y = data if data is not None else run_test_data(recs[0], n_images, data_dir=data_dir)
     preds = [segment_patches(m, X)[1] for m in models]
-    return plot_examples(X, Y, preds, [_model_rf(m) for m in models],
+    return plot_examples(X, Y, preds, [m.arch.rf for m in models],
                          [_name(r) for r in recs], idx=range(min(n_images, len(X))))
 
 # %% ../nbs/09_analysis.ipynb #aaca1e04
@@ -270,7 +266,7 @@ def edge_table(preds, Y, periods):
 def pool_vs_dilation(pooled, dilated, X, Y, idx=0, zoom=64, names=('max pooling', 'dilation'), figsize=(9, 2.2)):
     "Fig. 8: predictions of `pooled` and `dilated` on `X[idx]`, their disagreement, a zoom, and their `edge_table`"
     hp, hd = segment_patches(pooled, X)[1], segment_patches(dilated, X)[1]
-    tab = edge_table(dict(zip(names, (hp, hd))), Y, sorted({pooled.config['pools'][0], dilated.config['pools'][0]}, reverse=True))
+    tab = edge_table(dict(zip(names, (hp, hd))), Y, sorted({pooled.arch.pools[0], dilated.arch.pools[0]}, reverse=True))
     a, b = hp[idx].astype(bool), hd[idx].astype(bool)
     diff = np.stack([a & ~b, np.zeros_like(a), b & ~a], -1).astype(float)
     fig, axs = plt.subplots(1, 5, figsize=figsize)
@@ -347,7 +343,7 @@ def erf_from_runs(run_dirs, n_images=4, data=None, mass=0.95, data_dir=None):
     models, recs = _runs(run_dirs)
     X = (data if data is not None else run_test_data(recs[0], n_images, data_dir=data_dir))[0][:n_images]
     grads = [effective_rf(m, X) for m in models]
-    rfs = [_model_rf(m) for m in models]
+    rfs = [m.arch.rf for m in models]
     px = float(recs[0]['pixel_nm'])
     tab = pd.DataFrame(dict(arch=[r['arch'] for r in recs], rf_px=rfs, erf_px=[erf_extent(g, mass=mass) for g in grads]))
     tab = tab.assign(rf_nm=(tab.rf_px*px).round(3), erf_nm=(tab.erf_px*px).round(3))

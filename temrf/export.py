@@ -13,13 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import temrf
-from .infer import SHIPPED, halo_px, pretrained, segment
+from .infer import halo_px, segment
+from .shipped import SHIPPED, pretrained
 from .io import check_out_dir
-from .model import ResUNet
+from .model import Arch, ResUNet
+from .preprocess import XRAY_THRESHOLD
 
 # %% ../nbs/17_export.ipynb #e849a4c2
 class ProbabilityNet(ResUNet):
     "A `ResUNet` returning the particle (class 1) probability (B,1,H,W): the softmax inside the network"
+    def __init__(self, n_blocks, pools, dilations=None, filters=4, n_classes=2, pool='max', kernel=3):  # a weights file's `config`: the package's kwargs
+        super().__init__(Arch(pools, dilations, pool, kernel, n_blocks), filters, n_classes)
     def forward(self, x): return torch.softmax(self._unet(x), 1)[:, 1:]
 
 def probability_net(model):
@@ -31,7 +35,7 @@ def probability_net(model):
 # %% ../nbs/17_export.ipynb #c1894de6
 def package_grid(model):
     "Size `step`, output `halo` and smallest tile `min` (px) of `model`'s package"
-    step, halo = math.prod(model.config['pools']), halo_px(model)
+    step, halo = model.arch.step, halo_px(model)
     return dict(step=step, halo=halo, min=2*halo + step)
 
 # %% ../nbs/17_export.ipynb #9792c092
@@ -152,12 +156,10 @@ def _about(model, name):
 
 def readme(model, name, pixel_nm, grid, note):
     "The package's documentation (markdown) for `model` called `name` at `pixel_nm` nm"
-    from temrf.rf import receptive_field
-    c, kind = model.config, model.info.get('kind') or 'hr'
-    rf = receptive_field(c['n_blocks'], c['pools'], c['dilations'], c['kernel'], c['pool'])
+    c, kind, rf = model.config, model.info.get('kind') or 'hr', model.arch.rf
     px = f"{pixel_nm:g} nm" if pixel_nm else 'an unrecorded pixel size'
     return _README.format(name=name, about=_about(model, name), c=c, rf=rf, rf_nm=f" ({rf*pixel_nm:.2f} nm)" if pixel_nm else '',
-                          px=px, kind=kind, xray=dict(hr=1500, lr=400).get(kind, 1500), note=note, version=temrf.__version__,
+                          px=px, kind=kind, xray=XRAY_THRESHOLD.get(kind, XRAY_THRESHOLD['hr']), note=note, version=temrf.__version__,
                           doi=STUDY['doi'], study=STUDY['text'], **grid)
 
 # %% ../nbs/17_export.ipynb #d7c0897e

@@ -16,7 +16,7 @@ from scipy.ndimage import gaussian_filter, median_filter, uniform_filter
 from scipy.signal import find_peaks, peak_widths
 from skimage.filters import gaussian, threshold_otsu
 
-from .io import as_stack
+from .io import as_stack, whole
 from .metrics import mask_dice
 from .io import PIXEL_NM, pixel_size
 
@@ -168,8 +168,7 @@ def radial_power(images):
 # %% ../nbs/06_fft.ipynb #1eec65c9
 def auto_band(images, r_min=8, window=31, thresh=8.0, group=1.25):
     "(r_in, r_out) around the strongest peak(s) of the radial power spectrum of `images` above `r_min` px"
-    if isinstance(window, (bool, np.bool_)) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be an integer >= 1 (px of the median that estimates the background), got {window!r}")
+    window = whole(window, 'window (px of the background median)')
     prof = radial_power(images)
     lp = np.log(prof[1:] + 1e-12*prof.max())                             # index i is radius i + 1
     res = lp - median_filter(lp, size=window, mode='nearest')            # peaks over a smooth background

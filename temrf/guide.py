@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 import temrf
-from .io import binary_labels, pixel_size
+from .io import binary_labels, pixel_size, whole
 from .preprocess import standardize
+from .model import Arch
 
 # %% ../nbs/08a_guide.ipynb #35082253
 RESULTS = Path(temrf.__file__).parent/'results'  # the experiment's tables, shipped with temrf
@@ -234,9 +235,7 @@ def _read_images(inputs, pixel_nm=None, resample=False):
 def _patch_table(patch, pixel_nm=None):
     "`rf_table` for `patch` px (`--patch`) after checking that the patch is >= 8 px and that an architecture fits it"
     from temrf.rf import rf_table
-    if isinstance(patch, (bool, np.bool_)) or not isinstance(patch, (int, np.integer)) or patch < 8:
-        raise ValueError(f"--patch must be an integer >= 8 px, got {patch!r}")
-    t = rf_table(patch, pixel_nm)
+    t = rf_table(whole(patch, '--patch (px)', 8), pixel_nm)
     if not (t.fits & t.divides).any():
         raise ValueError(f"--patch {patch}: no architecture fits and divides a {patch}-px patch "
                          f"(the smallest receptive field is {t.rf_px.min()} px); give a larger --patch")
@@ -251,9 +250,7 @@ def _read_labels(file, images, pixel_nm, resample=False):
 
 def rf_cmd(action, **kw):
     "`temrf rf suggest|table|of`: print RF advice, the RF table, or one architecture's RF"
-    from temrf.rf import receptive_field, rf_nm, arch_name
-    from temrf.model import check_arch
-    from temrf.runs import _ints  # train's parser of integer lists, and its messages
+    from temrf.rf import rf_nm
     px = kw.get('pixel_nm')
     if action == 'suggest':
         _patch_table(kw.get('patch', 512))
@@ -265,11 +262,9 @@ def rf_cmd(action, **kw):
         out = _patch_table(kw.get('patch', 512), px)
         print(out.to_string(index=False))
     else:
-        pools = list(_ints(str(kw['pools']), 'pools'))
-        dil = list(_ints(kw['dilations'], 'dilations')) if kw.get('dilations') not in (None, '') else None
-        check_arch(kw['n_blocks'], pools, dil, kw['kernel'], kw['pool'])
-        r = receptive_field(kw['n_blocks'], pools, dil, kw['kernel'], kw['pool'])
-        out = dict(arch=arch_name(pools, dil, kw['pool'], kw['kernel']), n_blocks=kw['n_blocks'], rf_px=r,
+        a = Arch(str(kw['pools']), kw.get('dilations'), kw['pool'], kw['kernel'], kw['n_blocks'])
+        r = a.rf
+        out = dict(arch=a.name, n_blocks=a.n_blocks, rf_px=r,
                    rf_nm=None if px is None else round(float(rf_nm(r, px)), 3))
         print(f"N={out['n_blocks']} {out['arch']}: RF {r} px" + ('' if px is None else f" = {out['rf_nm']} nm at {px:g} nm/px"))
     return out

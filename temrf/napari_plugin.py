@@ -19,7 +19,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .datasets import min_particle_pixels
 from .files import READERS, read_micrograph, save_tiff
 from .guide import HR_PIXEL_NM, format_advice, suggest_rf
-from .infer import SHIPPED, pretrained, rescale_factor, segment
+from .infer import rescale_factor, segment
+from .shipped import SHIPPED, pretrained
 from .io import atomic_write, first_line, save_h5_pair
 from .particles import measure, plot_size_histogram, size_summary
 from fastcore.basics import patch
@@ -93,7 +94,7 @@ def layer_frames(layer, kind=Image):
 # %% ../nbs/18_napari.ipynb #f1f42a86
 def check_grid(model, shape, pixel_nm, name='the image'):
     "Refuse frames of `shape` that, at `model`'s pixel size, are smaller than one cell of its pooling grid"
-    f, step = rescale_factor(model, pixel_nm, file=name), math.prod(model.config['pools'])
+    f, step = rescale_factor(model, pixel_nm, file=name), model.arch.step
     h, w = (round(s*f) for s in shape[-2:])
     if min(h, w) < step: raise ValueError(
         f"{name} is {shape[-2]}x{shape[-1]} px ({h}x{w} px at the model's pixel size), smaller than the {step}-px grid of "
@@ -206,7 +207,7 @@ def finetune_dataset(image, labels, folder, pixel_nm=0, init=None, name='napari'
     kind = 'hr' if px <= HR_PIXEL_NM else 'lr'
     init = init or labels.metadata.get('temrf', {}).get('model') or f'{kind}-au'
     imgs, lbls = (a[None] if a.ndim == 2 else a for a in (imgs, (lbls > 0).astype(np.uint8)))
-    patch, n = _finetune_patch(lbls, math.prod(pretrained(init, 'cpu').config['pools']))
+    patch, n = _finetune_patch(lbls, pretrained(init, 'cpu').arch.step)
     H, W = (s//patch*patch for s in lbls.shape[1:])
     files = save_h5_pair(imgs[:, :H, :W], lbls[:, :H, :W], folder/f'{name}_Images.h5', folder/f'{name}_Labels.h5',
                          attrs=dict(kind=kind, pixel_nm=px, source=image.name))

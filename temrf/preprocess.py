@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from .io import check_image, check_pair
+from .io import check_image, check_pair, whole
 
 # %% ../nbs/01_preprocess.ipynb #672659be
 def _neighbour_mean(img, r, c, total):
@@ -159,8 +159,7 @@ def make_patches(images, labels, size=512):
 def _patches(images, labels, size):
     "`make_patches` of a checked pair"
     n, H, W = images.shape
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+    size = whole(size, 'size')
     if H < size or W < size:
         raise ValueError(f"images are {H}x{W}, smaller than one {size}x{size} patch; use a smaller size")
     if H % size or W % size:
@@ -183,8 +182,7 @@ def split_ordered(n, fracs=(0.7, 0.1, 0.2)):
     "Indices (train, valid, test) of `n` items split in order by `fracs`: floor for train and valid, rest to test."
     if len(fracs) != 3 or min(fracs) < 0 or abs(sum(fracs) - 1) > 1e-6:
         raise ValueError(f"fracs must be three non-negative fractions summing to 1, got {fracs}")
-    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1 (the number of items to split), got {n!r}")
+    n = whole(n, 'n (the number of items to split)')
     t, v = (int(Fraction(f).limit_denominator(10**6) * int(n)) for f in fracs[:2])  # floor, as 70*n//100
     idx = np.arange(n)
     return idx[:t], idx[t:t + v], idx[t + v:]

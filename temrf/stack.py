@@ -23,7 +23,7 @@ from fastcore.basics import patch
 # %% ../nbs/07b_stack.ipynb #85a29807
 from .model import ResUNet, save_weights, load_weights
 from .metrics import HardDice, SoftDice
-from .runs import check_new_run, finish_run, start_run
+from .runs import check_new_run, claimed_runs, finish_run, spec_fields
 from .datasets import resolve_dataset, splits_of
 from .train import ArrayDS, ArrayDL, build_model, init_weights, get_learner, check_run, evaluate_run
 
@@ -43,7 +43,7 @@ class ResUNetStack(ResUNet):
         cfg = models[0].config
         if any(m.config != cfg for m in models): raise ValueError(
             f"a stack holds networks of one architecture; got {sorted({str(m.config) for m in models})}")
-        with torch.random.fork_rng(): super().__init__(**cfg)  # the global random state stays as it was
+        with torch.random.fork_rng(): super().__init__(models[0].arch, cfg['filters'], cfg['n_classes'])  # the global random state stays as it was
         self.n_models = k = len(models)
         for name, m in list(self.named_modules()):
             if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)):
@@ -57,7 +57,7 @@ class ResUNetStack(ResUNet):
 @patch
 def forward(self:ResUNetStack, x):
     "Logits (B,K*`n_classes`,H,W) of the K models for their images `x` (B,K,H,W)"
-    step = int(np.prod(self.config['pools']))
+    step = self.arch.step
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.n_models:
         raise ValueError(f"a stack of {self.n_models} models takes (B,{self.n_models},H,W), one image per model, "
                          f"got {tuple(getattr(x, 'shape', ()))}")
@@ -77,7 +77,7 @@ def unstack(self:ResUNetStack):
     sd, k = self.state_dict(), self.n_models
     out = []
     for i in range(k):
-        with torch.random.fork_rng(): m = ResUNet(**self.config)
+        with torch.random.fork_rng(): m = ResUNet.from_config(self.config)
         m.load_state_dict({n: v.clone() if v.ndim == 0 else v.chunk(k)[i].clone() for n, v in sd.items()})
         out.append(m.to(next(self.parameters()).device).train(self.training))
     return out
@@ -169,7 +169,7 @@ class StackRecorder(Callback):
         for m, d in zip(self.learn.model.unstack(), self.dirs): save_weights(m, d/'model.pth')
 
 # %% ../nbs/07b_stack.ipynb #a7a98cc2
-_SHARED = ('n_blocks', 'pools', 'dilations', 'pool', 'kernel', 'epochs', 'bs', 'lr', 'patch', 'one_cycle', 'eval_model', 'early_stop')
+_SHARED = spec_fields('arch', 'train')  # what the runs of one stack must share
 
 def stack_key(spec):
     "Runs with equal keys (and equal dataset sizes) can be trained in one stack"
@@ -195,11 +195,9 @@ def fit_stack(specs, out='.', data_dir=None, progress=True):
     if len({(len(sp.train[0]), len(sp.valid[0]), p) for sp, p in zip(splits, patches)}) > 1: raise ValueError(
         "stacked runs need datasets of one size and patch; these give " +
         ', '.join(f"{len(sp.train[0])}/{len(sp.valid[0])} train/valid patches of {p} px" for sp, p in zip(splits, patches)))
-    s0, made = specs[0], [p for p in (out, out/'runs') if not p.exists()]
-    tmps = []
-    try:
-        for s in specs: tmps.append(start_run(out, s))
-        models = [build_model(s.n_blocks, s.pools, s.dilations, s.seed, s.pool, s.kernel) for s in specs]
+    s0 = specs[0]
+    with claimed_runs(out, specs) as tmps:
+        models = [build_model(s.arch, s.seed) for s in specs]
         for m, s in zip(models, specs):
             if s.init: init_weights(m, s.init)
         k, dls = len(specs), stack_dls(splits, s0.bs, [s.seed for s in specs])
@@ -211,9 +209,4 @@ def fit_stack(specs, out='.', data_dir=None, progress=True):
         t = round((time.time() - t0)/k, 2)
         recs = [evaluate_run(s, i, sp, p, out, d, t)[1] for s, i, sp, p, d in zip(specs, infos, splits, patches, tmps)]
         for d, r in zip(tmps, recs): finish_run(d, r)
-    except BaseException:
-        for d in tmps: shutil.rmtree(d, ignore_errors=True)
-        for p in reversed(made):
-            if p.is_dir() and not any(p.iterdir()): p.rmdir()
-        raise
     return recs

@@ -17,20 +17,15 @@ import numpy as np
 from fastprogress.fastprogress import progress_bar
 
 # %% ../nbs/08_sweep.ipynb #5c531596
-from .io import check_out_dir, read_json, write_json
+from .io import check_out_dir, int_list, read_json, write_json
 from .datasets import check_data_dir, default_patch, image_size, resolve_dataset
-from .rf import arch_name, pool_sequences, receptive_field, dilation_series, fit_problem
-from .runs import SEEDS, COLUMNS, RunSpec, collect, read_record, _ints
+from .rf import pool_sequences, dilation_series
+from .runs import SEEDS, COLUMNS, RunSpec, collect, read_record
 from .train import train_run
 from .stack import fit_stack, stack_key
+from .model import Arch
 
 # %% ../nbs/08_sweep.ipynb #b2b69faf
-def _arch_fields(a):
-    "A dict of RunSpec architecture fields from `(n_blocks, pools, dilations)` or a dict"
-    if isinstance(a, dict): return dict(a)
-    n, pools, *rest = a
-    return dict(n_blocks=n, pools=pools, dilations=rest[0] if rest else None)
-
 def _repeats(name, xs):
     "An error naming the first value of `xs` given twice, or None"
     seen = set()
@@ -43,11 +38,11 @@ def _repeats(name, xs):
 def make_grid(datasets, archs, seeds=SEEDS, epochs=100, **train):
     "`RunSpec`s for every dataset x arch x seed; `epochs` a number or a dict per dataset; `train`: other RunSpec fields"
     for name, xs in (('dataset', [str(d) for d in datasets]), ('seed', list(seeds)),
-                     ('architecture', [_arch_fields(a) for a in archs])):
+                     ('architecture', [Arch.of(a).name for a in archs])):
         if (e := _repeats(name, xs)): raise e
     if isinstance(epochs, dict) and (miss := [str(d) for d in datasets if d not in epochs]):
         raise ValueError(f"epochs gives no number for dataset(s) {miss}")
-    runs = [RunSpec(str(d), **_arch_fields(a), seed=s, epochs=epochs[d] if isinstance(epochs, dict) else epochs, **train)
+    runs = [RunSpec(str(d), **Arch.of(a).fields(), seed=s, epochs=epochs[d] if isinstance(epochs, dict) else epochs, **train)
             for d in datasets for a in archs for s in seeds]
     ids = [r.run_id for r in runs]
     if (dup := sorted({i for i in ids if ids.count(i) > 1})):
@@ -56,34 +51,34 @@ def make_grid(datasets, archs, seeds=SEEDS, epochs=100, **train):
 
 # %% ../nbs/08_sweep.ipynb #72b6c9fd
 def pool_archs(n_blocks=(2, 3, 4), size=512, choices=(2, 4, 8)):
-    "Every `(n, pools, None)` with pools from `choices` that fits `size`-px patches"
-    return [(n, p, None) for n in n_blocks for p in pool_sequences(n, choices) if fit_problem(n, p, size=size) is None]
+    "Every `Arch` with `n_blocks` levels and pools from `choices` that fits `size`-px patches"
+    return [a for n in n_blocks for p in pool_sequences(n, choices) if (a := Arch(p)).fit_problem(size) is None]
 
 # %% ../nbs/08_sweep.ipynb #3ec96b8e
 def dilation_archs(n_blocks=(2, 3, 4), size=512, k=6):
-    "`k` dilated `(n, pools (2,..), dilations)` per complexity, spread evenly in RF below `size`"
+    "`k` dilated `Arch`s (pools all 2) per complexity, spread evenly in RF below `size`"
     out = []
     for n in n_blocks:
         df = dilation_series(n, size=size)
-        df = df[df.fits & (df.rf_px > receptive_field(n, (2,)*n))].reset_index(drop=True)
+        df = df[df.fits & (df.rf_px > Arch((2,)*n).rf)].reset_index(drop=True)
         idx = np.unique(np.linspace(0, len(df)-1, min(k, len(df))).round().astype(int))
-        out += [(n, tuple(df.pools[i]), tuple(df.dilations[i])) for i in idx]
+        out += [Arch(tuple(df.pools[i]), tuple(df.dilations[i])) for i in idx]
     return out
 
 # %% ../nbs/08_sweep.ipynb #27220b8e
-N2_RF = [(2, (2, 2), None), (2, (4, 4), None), (2, (8, 4), None), (2, (8, 8), None)]  # 0.95, 2.6, 5.0, 8.4 nm at 0.0215 nm/px
+N2_RF = [Arch((2, 2)), Arch((4, 4)), Arch((8, 4)), Arch((8, 8))]  # 0.95, 2.6, 5.0, 8.4 nm at 0.0215 nm/px
 CPU = dict(epochs=3, bs=2, lr=1e-2, patch=512, one_cycle=True)   # the contrast experiment's CPU protocol
 STUDY = dict(epochs=150, bs=32, lr=1e-4, patch=512)              # the study's protocol (constant lr, Adam)
 LEVELS = [f'hr-contrast-{i}' for i in range(1, 7)]
 EDGE_ARCHS = [  # ways to grow the RF to ~120 px (2.6 nm) and ~232 px (5.0 nm) at 0.0215 nm/px, RF within 15%
-    dict(n_blocks=2, pools=(4, 4)), dict(n_blocks=2, pools=(8, 4)),                                    # max pooling 120, 232
-    dict(n_blocks=2, pools=(2, 2), dilations=(2, 2, 4)), dict(n_blocks=2, pools=(2, 2), dilations=(4, 4, 8)),  # dilation 116, 228
-    dict(n_blocks=2, pools=(2, 8), pool='avg'), dict(n_blocks=2, pools=(4, 8), pool='avg'),           # avg + bilinear 122, 236
-    dict(n_blocks=2, pools=(2, 4), kernel=5), dict(n_blocks=2, pools=(4, 4), kernel=5),               # 5x5 kernels 120, 224
-    dict(n_blocks=3, pools=(2, 2, 4)), dict(n_blocks=3, pools=(2, 2, 8)),                             # a block more 136, 216
-    dict(n_blocks=2, pools=(2, 2), kernel=7), dict(n_blocks=2, pools=(4, 2), kernel=7)]               # 7x7 kernels 124, 224
-QUICK = dict(archs=[(2, (2, 2), None), (2, (4, 4), None), (2, (8, 4), None), (3, (2, 2, 2), None),
-                    (4, (2, 2, 2, 2), None)],
+    Arch((4, 4)), Arch((8, 4)),                                    # max pooling 120, 232
+    Arch((2, 2), (2, 2, 4)), Arch((2, 2), (4, 4, 8)),  # dilation 116, 228
+    Arch((2, 8), pool='avg'), Arch((4, 8), pool='avg'),           # avg + bilinear 122, 236
+    Arch((2, 4), kernel=5), Arch((4, 4), kernel=5),               # 5x5 kernels 120, 224
+    Arch((2, 2, 4)), Arch((2, 2, 8)),                             # a block more 136, 216
+    Arch((2, 2), kernel=7), Arch((4, 2), kernel=7)]               # 7x7 kernels 124, 224
+QUICK = dict(archs=[Arch((2, 2)), Arch((4, 4)), Arch((8, 4)), Arch((2, 2, 2)),
+                    Arch((2, 2, 2, 2))],
              datasets=['hr-small'], seeds=(752,), epochs=2, bs=8, lr=1e-2, patch=256, one_cycle=True)
 SWEEPS = dict(
     quick=QUICK,
@@ -97,14 +92,13 @@ PRESETS = tuple(SWEEPS) + ('paper',)
 
 # %% ../nbs/08_sweep.ipynb #0c751d44
 def _variants(archs, pools, kernels, size):
-    "`archs` crossed with pooling types `pools` and `kernels` (unless they name their own), keeping those that fit `size`-px patches"
+    "`archs` crossed with pooling types `pools` and `kernels` (an architecture with its own pool or kernel keeps it), those that fit `size`-px patches"
     out = []
-    for a in archs:
+    for a in map(Arch.of, archs):
         for p in pools:
             for k in kernels:
-                v = {'dilations': None, 'pool': p, 'kernel': k, **_arch_fields(a)}  # an architecture naming its pool or kernel keeps it
-                if v in out: continue
-                if size is None or fit_problem(v['n_blocks'], v['pools'], v['dilations'], size, v['kernel'], v['pool']) is None: out.append(v)
+                v = Arch(a.pools, a.dilations, a.pool if a.pool != 'max' else p, a.kernel if a.kernel != 3 else k)
+                if v not in out and (size is None or v.fit_problem(size) is None): out.append(v)
     return out
 
 # %% ../nbs/08_sweep.ipynb #0ab88ed1
@@ -128,7 +122,7 @@ def check_grid(runs, data_dir=None):
     sizes = {}
     for r in runs:
         if r.dataset not in sizes: sizes[r.dataset] = image_size(r.dataset, data_dir)
-        why = fit_problem(r.n_blocks, r.pools, r.dilations, default_patch(sizes[r.dataset], r.patch), r.kernel, r.pool)
+        why = r.arch.fit_problem(default_patch(sizes[r.dataset], r.patch))
         if why: raise ValueError(f"run {r.run_id}: {why}")
     return sizes
 
@@ -353,7 +347,7 @@ def sweep_cmd(preset:str='quick', # quick, demo, contrast, lowres, edges (CPU); 
     if engine not in ENGINES: raise ValueError(f"--engine must be 'papermill' or 'inline', got {engine!r}")
     pool_types = tuple(p.strip() for p in str(pools).split(','))
     if (bad := [p for p in pool_types if p not in ('max', 'avg')]): raise ValueError(f"--pools takes max and/or avg, got {bad[0]!r}")
-    runs = sweep_grid(preset, None if seeds is None else _ints(seeds, 'seeds'), epochs, pool_types, _ints(kernels, 'kernels'))
+    runs = sweep_grid(preset, None if seeds is None else int_list(seeds, 'seeds', lo=0), epochs, pool_types, int_list(kernels, 'kernels'))
     out = Path(out or f'results/{preset}')
     df = run_sweep(runs, out, data, engine, n_jobs, name=preset, scheduler=scheduler, stack=stack)
     print(f"results: {out/'results.csv'} ({len(df)} of {len(runs)} runs recorded)")

@@ -26,9 +26,9 @@ from fastai.data.load import DataLoader
 # %% ../nbs/07_train.ipynb #d98e7e7a
 from .io import binary_labels, check_out_dir
 from .datasets import default_patch, image_size, resolve_dataset, splits_of
-from .runs import RunSpec, check_new_run, collect, finish_run, record, start_run
-from .model import ResUNet, count_params, load_weights, predict, save_weights
-from .rf import check_fits
+from .runs import RunSpec, check_new_run, claimed_runs, collect, finish_run, record, spec_fields
+from .model import Arch, ResUNet, count_params, load_weights, predict, save_weights
+from .shipped import pretrained
 from .metrics import dice_from_probs, HardDice, SoftDice
 from .fft import fft_baseline_dice, band_from_spacings, AU_SPACINGS_A
 
@@ -59,19 +59,18 @@ def get_dls(splits, bs=32, seed=752, device=None):
     return DataLoaders(train, ArrayDL(ArrayDS(Xv, Yv), bs=bs), device=device or default_device())
 
 # %% ../nbs/07_train.ipynb #a45940d2
-def build_model(n_blocks, pools, dilations=None, seed=752, pool='max', kernel=3):
-    "A `ResUNet` whose initial weights depend only on `seed` and the parameter shapes"
+def build_model(arch, seed=752):
+    "A `ResUNet` of `arch` whose initial weights depend only on `seed` and the parameter shapes"
     set_seed(seed, reproducible=True)
-    return ResUNet(n_blocks, list(pools), list(dilations) if dilations else None, pool=pool, kernel=kernel)
+    return ResUNet(arch)
 
 # %% ../nbs/07_train.ipynb #655143de
 def init_weights(model, init):
     "Load into `model` the weights of `init` (a shipped model name or a model file) of the same architecture"
-    from temrf.infer import pretrained
     src = pretrained(init, device='cpu')
     diff = {k: v for k, v in src.config.items() if v != model.config.get(k)}
     if diff: raise ValueError(f"--init {init} is a network with {', '.join(f'{k}={v}' for k, v in diff.items())}; "
-                              f"train that architecture (e.g. --n_blocks {src.config['n_blocks']} --pools {','.join(map(str, src.config['pools']))})")
+                              f"train that architecture (e.g. --n_blocks {src.arch.n_blocks} --pools {','.join(map(str, src.arch.pools))})")
     model.load_state_dict(src.state_dict())
     return model
 
@@ -146,7 +145,7 @@ def check_run(spec, out='.', data_dir=None):
     "The patch size of `spec` after every check that needs no data: output folder, dataset, architecture fit"
     check_out_dir(out, 'output folder')
     patch = default_patch(image_size(spec.dataset, data_dir), spec.patch)
-    check_fits(spec.n_blocks, spec.pools, spec.dilations, patch, spec.kernel, spec.pool)
+    spec.arch.check_fits(patch)
     return patch
 
 # %% ../nbs/07_train.ipynb #88923838
@@ -156,10 +155,8 @@ def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
     check_new_run(out, spec, overwrite)
     info = resolve_dataset(spec.dataset, data_dir)
     splits = splits_of(info, patch, spec.data_seed)
-    made = [p for p in (out, out/'runs') if not p.exists()]
-    tmp = start_run(out, spec, overwrite)
-    try:
-        model = build_model(spec.n_blocks, spec.pools, spec.dilations, spec.seed, spec.pool, spec.kernel)
+    with claimed_runs(out, [spec], overwrite) as (tmp,):
+        model = build_model(spec.arch, spec.seed)
         if spec.init: init_weights(model, spec.init)
         learn = get_learner(get_dls(splits, spec.bs, spec.seed), model, spec.lr, tmp, spec.early_stop)
         t0 = time.time()
@@ -168,11 +165,6 @@ def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
         best, rec = evaluate_run(spec, info, splits, patch, out, tmp, round(time.time() - t0, 2))
         learn.model.load_state_dict(best.state_dict())
         learn.path = finish_run(tmp, rec)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for p in reversed(made):  # folders this run made, when empty
-            if p.is_dir() and not any(p.iterdir()): p.rmdir()
-        raise
     if (out/'sweep.json').exists(): collect(out)  # a run retrained inside a sweep keeps its results.csv current
     return rec, learn, splits
 
@@ -229,11 +221,9 @@ def _train_parser(prog='temrf train'):
 def _init_arch(spec):
     "`spec` (RunSpec fields) given the architecture of its `init` model wherever the user left the default"
     if not spec.get('init'): return spec
-    from temrf.infer import pretrained
-    cfg, d = pretrained(spec['init'], device='cpu').config, {f.name: f.default for f in dataclasses.fields(RunSpec)}
-    arch = dict(n_blocks=cfg['n_blocks'], pools=tuple(cfg['pools']), dilations=cfg['dilations'] and tuple(cfg['dilations']),
-                pool=cfg['pool'], kernel=cfg['kernel'])
-    return {**spec, **{k: v for k, v in arch.items() if spec.get(k, d[k]) == d[k]}}
+    a, d = pretrained(spec['init'], device='cpu').arch.fields(), {f.name: f.default for f in dataclasses.fields(RunSpec)}
+    a = {k: tuple(v) if isinstance(v, list) else v for k, v in a.items()}
+    return {**spec, **{k: a[k] for k in spec_fields('arch') if spec.get(k, d[k]) == d[k]}}
 
 # %% ../nbs/07_train.ipynb #2f514838
 def train_cmd(out='results/train', data=None, overwrite=False, quiet=False, **spec):

@@ -8,8 +8,7 @@ import torch
 
 import temrf.analysis as ta
 from temrf.cli import main
-from temrf.model import ResUNet, save_weights
-from temrf.rf import receptive_field
+from temrf.model import Arch, ResUNet, save_weights
 
 FIXTURE = Path(__file__).parent/'fixtures'/'results_fixture.csv'  # fabricated numbers: mechanics only
 
@@ -38,8 +37,8 @@ def _run(folder, pools, dilations=None, seed=0):
     "A run folder of an untrained ResUNet (fixture, not a result)"
     torch.manual_seed(seed)
     folder.mkdir(parents=True)
-    save_weights(ResUNet(2, pools, dilations), folder/'model.pth')
-    rf = receptive_field(2, pools, dilations)
+    save_weights(ResUNet(Arch(pools, dilations, n_blocks=2)), folder/'model.pth')
+    rf = Arch(pools, dilations, n_blocks=2).rf
     arch = 'm' + ''.join(map(str, pools)) + ('-d' + ''.join(map(str, dilations)) if dilations else '')
     rec = dict(run_id=folder.name, dataset='fixture-hr', arch=arch, n_blocks=2, pools=pools, dilations=dilations,
                pool='max', kernel=3, seed=seed, patch=64, pixel_nm=0.0215, rf_px=rf, rf_nm=rf*0.0215, n_params=8074,

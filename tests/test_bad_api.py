@@ -14,9 +14,9 @@ from temrf.fft import auto_band, band_from_spacings, fourier_filter
 from temrf.files import save_tiff
 from temrf.io import as_stack, check_pair, load_h5_pair
 from temrf.metrics import dice_from_probs
-from temrf.model import ResUNet, load_study_checkpoint, save_weights
+from temrf.model import Arch, ResUNet, load_study_checkpoint, save_weights
 from temrf.preprocess import split_ordered
-from temrf.rf import nearest_architectures, parse_arch, rf_table
+from temrf.rf import nearest_architectures, rf_table
 from temrf.runs import collect, load_results, load_run
 from temrf.train import predict_dice
 from temrf.analysis import plot_dice_vs_rf
@@ -53,9 +53,9 @@ def ws(tmp_path_factory):
     (w/'group').mkdir(); _h5(w/'group'/'x_Images.h5', **{'images/data': z}); _h5(w/'group'/'x_Labels.h5', labels=o)
     (w/'afile').write_text('a plain file')
     (w/'notes.pt').write_text('these are notes, not weights')
-    torch.save(ResUNet(2, [2, 2]).state_dict(), w/'sd.pt')
+    torch.save(ResUNet(Arch([2, 2])).state_dict(), w/'sd.pt')
     (w/'cut.pt').write_bytes((w/'sd.pt').read_bytes()[:300])
-    torch.save(ResUNet(2, [2, 2]).state_dict(), w/'sd_legacy.pt', _use_new_zipfile_serialization=False)
+    torch.save(ResUNet(Arch([2, 2])).state_dict(), w/'sd_legacy.pt', _use_new_zipfile_serialization=False)
     (w/'cut_legacy.pt').write_bytes((w/'sd_legacy.pt').read_bytes()[:300])
     _legacy_checkpoint(w/'graphmodule.pt', 'torch.nn.modules.module', 'torch.fx.GraphModule', ())
     _legacy_checkpoint(w/'linear.pt', 'torch.nn.modules.linear', 'Linear', (2, 2))
@@ -63,7 +63,7 @@ def ws(tmp_path_factory):
                        ({'_code': 'pass'}, f"open({str(w/'PWNED')!r}, 'w').close()\n"))
     run = w/'norec'/'runs'/'r'; run.mkdir(parents=True)
     (run/'record.json').write_text(json.dumps(dict(run_id='r', dataset='x', arch='m22', pools=[2, 2], seed=752, rf_nm=0.95)))
-    save_weights(ResUNet(2, [2, 2]), run/'model.pth')
+    save_weights(ResUNet(Arch([2, 2])), run/'model.pth')
     pd.DataFrame([ROW, dict(ROW, seed=140, test_hard_dice=7.5)]).to_csv(w/'dice75.csv', index=False)
     pd.DataFrame([dict(ROW, rf_nm=-0.95)]).to_csv(w/'negrf.csv', index=False)
     img = np.random.default_rng(0).poisson(100, (64, 64)).astype(np.float32)
@@ -75,14 +75,14 @@ def ws(tmp_path_factory):
 
 def _tree(w): return sorted(str(p.relative_to(w)) for p in w.rglob('*'))
 
-def _m(): return ResUNet(2, [2, 2]).eval()
+def _m(): return ResUNet(Arch([2, 2])).eval()
 _rng = np.random.default_rng(1)
 X, Y = _rng.normal(size=(3, 32, 32)).astype(np.float32), (_rng.random((3, 32, 32)) > 0.5).astype(np.uint8)
 _res = pd.DataFrame([ROW, dict(ROW, arch='m44', rf_nm=2.58)])
 
 API = {  # id: (call on the workspace, exception type, what the one-line error must say)
-    'split-float': (lambda w: split_ordered(2.5), ValueError, 'n must be an integer >= 1 (the number of items to split), got 2.5'),
-    'split-negative': (lambda w: split_ordered(-3), ValueError, 'n must be an integer >= 1 (the number of items to split), got -3'),
+    'split-float': (lambda w: split_ordered(2.5), ValueError, 'n (the number of items to split) must be an integer >= 1, got 2.5'),
+    'split-negative': (lambda w: split_ordered(-3), ValueError, 'n (the number of items to split) must be an integer >= 1, got -3'),
     'pair-empty-files': (lambda w: load_h5_pair(w/'empty'/'x_Images.h5', w/'empty'/'x_Labels.h5'), ValueError,
                          'x_Labels.h5 hold no images (shape (0, 16, 16)); give at least one image and its labels'),
     'pair-empty-check': (lambda w: check_pair(np.zeros((0, 8, 8)), np.zeros((0, 8, 8)), empty=False), ValueError, 'hold no images'),
@@ -92,14 +92,14 @@ API = {  # id: (call on the workspace, exception type, what the one-line error m
     'fft-radius-string': (lambda w: fourier_filter(np.zeros((64, 64)), '5', 10), TypeError, "r_in must be a number of px (a radius in the FFT), got '5'"),
     'fft-no-spacings': (lambda w: band_from_spacings(()), ValueError, 'spacings_A holds no lattice spacing; give at least one (angstrom)'),
     'autoband-empty': (lambda w: auto_band(np.zeros((0, 64, 64))), ValueError, 'images holds no image (shape (0, 64, 64))'),
-    'autoband-window': (lambda w: auto_band(np.zeros((64, 64)), window=0), ValueError, 'window must be an integer >= 1'),
+    'autoband-window': (lambda w: auto_band(np.zeros((64, 64)), window=0), ValueError, 'window (px of the background median) must be an integer >= 1, got 0'),
     'autoband-mixed': (lambda w: auto_band([np.zeros((64, 64)), np.zeros((32, 32))]), ValueError, 'images differ in size (shapes (32, 32), (64, 64))'),
     'nearest-string': (lambda w: nearest_architectures('5', 'hr'), TypeError, "`target_nm` must be a positive number of nm, got '5'"),
-    'nearest-k': (lambda w: nearest_architectures(2.6, 'hr', k=-1), ValueError, 'k must be an integer >= 1'),
+    'nearest-k': (lambda w: nearest_architectures(2.6, 'hr', k=-1), ValueError, 'k (how many architectures to list) must be an integer >= 1'),
     'nearest-nothing-fits': (lambda w: nearest_architectures(2.6, 'hr', size=16), ValueError,
                              'no architecture fits and divides a 16-px patch (the smallest receptive field is 44 px); choose a larger patch'),
-    'rf-table-size': (lambda w: rf_table(size=0), ValueError, 'size must be an integer >= 8 (the patch in px), got 0'),
-    'parse-arch-zero-pool': (lambda w: parse_arch('m02'), ValueError, "architecture name 'm02' is no valid architecture: pools must be ints >= 1, got [0, 2]"),
+    'rf-table-size': (lambda w: rf_table(size=0), ValueError, 'size (the patch in px) must be an integer >= 8, got 0'),
+    'parse-arch-zero-pool': (lambda w: Arch.parse('m02'), ValueError, "architecture name 'm02' is no valid architecture: pools must be integers >= 1, got [0, 2]"),
     'h5-images-group': (lambda w: load_h5_pair(w/'group'/'x_Images.h5', w/'group'/'x_Labels.h5'), ValueError,
                         "x_Images.h5: 'images' is a group, not a dataset (it holds ['data']); store the array itself under 'images'"),
     'h5-images-group-size': (lambda w: image_size(w/'group'), ValueError, "x_Images.h5: 'images' is a group, not a dataset"),
@@ -152,9 +152,9 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'rf-suggest-labels-0-6': ('rf suggest {w}/img.tif --labels {w}/lab06.tif', '--labels {w}/lab06.tif must be 0/1 (background/particle) or a 0/255 mask, found values [2, 3, 4, 5, 6]'),
     'rf-suggest-labels-shape': ('rf suggest {w}/img.tif --labels {w}/lab32.tif', '--labels {w}/lab32.tif has shape (1, 32, 32), the images (1, 64, 64)'),
     'rf-suggest-patch': ('rf suggest {w}/img.tif --patch 16', '--patch 16: no architecture fits and divides a 16-px patch'),
-    'rf-table-patch-zero': ('rf table --patch 0', '--patch must be an integer >= 8 px, got 0'),
-    'rf-table-patch-negative': ('rf table --patch -5', '--patch must be an integer >= 8 px, got -5'),
-    'rf-table-patch-seven': ('rf table --patch 7', '--patch must be an integer >= 8 px, got 7'),
+    'rf-table-patch-zero': ('rf table --patch 0', '--patch (px) must be an integer >= 8, got 0'),
+    'rf-table-patch-negative': ('rf table --patch -5', '--patch (px) must be an integer >= 8, got -5'),
+    'rf-table-patch-seven': ('rf table --patch 7', '--patch (px) must be an integer >= 8, got 7'),
     'rf-table-nothing-fits': ('rf table --patch 16', '--patch 16: no architecture fits and divides a 16-px patch (the smallest receptive field is 44 px); give a larger --patch'),
     'rf-of-pools-letters': ('rf of --pools abc', "pools must be comma-separated integers such as 2,4; got 'abc'"),
     'rf-of-pools-float': ('rf of --pools 2.5,2', "pools must be comma-separated integers such as 2,4; got '2.5,2'"),

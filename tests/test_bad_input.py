@@ -16,7 +16,7 @@ from temrf.fft import fourier_filter
 from temrf.files import save_tiff
 from temrf.io import read_image_file
 from temrf.metrics import dice_score
-from temrf.model import ResUNet, load_weights, predict, save_weights
+from temrf.model import Arch, ResUNet, load_weights, predict, save_weights
 from temrf.rf import rf_nm
 from temrf.runs import RunSpec, collect
 from temrf.sweep import make_grid
@@ -61,7 +61,7 @@ def ws(tmp_path_factory):
     (w/'damagedsweep').mkdir(); (w/'damagedsweep'/'sweep.json').write_text('{"runs": [')
     (w/'stray'/'runs'/'r').mkdir(parents=True); (w/'stray'/'runs'/'r'/'record.json').write_text('{}')
     shutil.copytree(w/'trained', w/'damagedrec'); (w/'damagedrec'/'runs'/'toy_N2_m22_s752'/'record.json').write_text('{"run_id": ')
-    shutil.copytree(w/'trained', w/'mixedup'); save_weights(ResUNet(2, [2, 4]), w/'mixedup'/'runs'/'toy_N2_m22_s752'/'model.pth')
+    shutil.copytree(w/'trained', w/'mixedup'); save_weights(ResUNet(Arch([2, 4])), w/'mixedup'/'runs'/'toy_N2_m22_s752'/'model.pth')
     shutil.copytree(w/'trained', w/'crafted')
     torch.save({'model': _Payload(w/'PWNED')}, w/'crafted'/'runs'/'toy_N2_m22_s752'/'model.pth')
     rec = json.loads((run/'record.json').read_text())
@@ -110,7 +110,7 @@ def _cli(ws, capsys, args):
 TRAIN = 'train --dataset {w}/toy --out {w}/o --epochs 1 --patch 64 '
 CLI = {  # id: (arguments, what the one-line error must say)
     'pools-letters': (TRAIN + '--pools abc', "pools must be comma-separated integers such as 2,4; got 'abc'"),
-    'pools-zero': (TRAIN + '--pools 0,2', 'pools must be ints >= 1'),
+    'pools-zero': (TRAIN + '--pools 0,2', 'pools must be integers >= 1'),
     'pools-float': (TRAIN + '--pools 2.5,2', 'pools must be comma-separated integers'),
     'pools-count': (TRAIN + '--pools 2,2,2', 'pools needs one size per block'),
     'pools-empty': (TRAIN + '--pools ,', 'pools must be comma-separated integers'),
@@ -125,7 +125,7 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'n_blocks-zero': (TRAIN + '--n_blocks 0', 'n_blocks must be an integer >= 1'),
     'n_blocks-word': (TRAIN + '--n_blocks two', "n_blocks must be an integer >= 1, got 'two'"),
     'dilations-count': (TRAIN + '--dilations 1,2', 'dilations needs n_blocks+1=3 values'),
-    'dilations-zero': (TRAIN + '--dilations 1,0,1', 'dilations must be ints >= 1'),
+    'dilations-zero': (TRAIN + '--dilations 1,0,1', 'dilations must be integers >= 1'),
     'pool-type': (TRAIN + '--pool min', "pool must be 'max' or 'avg', got 'min'"),
     'kernel-even': (TRAIN + '--kernel 4', 'kernel must be odd'),
     'kernel-zero': (TRAIN + '--kernel 0', 'kernel must be an integer >= 1'),
@@ -164,7 +164,7 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'sweep-kernels-letters': ('sweep --out {w}/s --kernels x', 'kernels must be comma-separated integers'),
     'sweep-seeds-repeated': ('sweep --out {w}/s --seeds 752,752', 'seed 752 is given twice; give each once'),
     'sweep-seeds-letters': ('sweep --out {w}/s --seeds a,b', 'seeds must be comma-separated integers'),
-    'sweep-seeds-negative': ('sweep --out {w}/s --seeds -5', 'seed must be an integer >= 0'),
+    'sweep-seeds-negative': ('sweep --out {w}/s --seeds -5', 'seeds must be integers >= 0, got [-5]'),
     'sweep-epochs-zero': ('sweep --out {w}/s --epochs 0', 'epochs must be an integer >= 1'),
     'sweep-preset': ('sweep --out {w}/s --preset huge', "unknown sweep preset 'huge'"),
     'sweep-n_jobs': ('sweep --out {w}/s --n_jobs 0', 'n_jobs must be a positive number'),
@@ -195,9 +195,9 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'segment-crafted-model': ('segment {w}/img.tif --model {w}/crafted/runs/toy_N2_m22_s752 --out {w}/seg', 'neither a temrf model file nor a study checkpoint'),
     'segment-earlier-results': ('segment {w}/img.tif --model lr-au --out {w}/earlier', 'holds earlier results; choose another --out or pass --overwrite'),
     'segment-same-names': ('segment {w}/img.tif {w}/img.tif --out {w}/seg', "two inputs are named 'img'"),
-    'segment-tile': ('segment {w}/img.tif --model lr-au --tile 0 --out {w}/seg', 'tile=0 must be a whole number >= 1 (--tile'),
-    'segment-batch-negative': ('segment {w}/img.tif --model lr-au --tile 64 --batch-size=-1 --probabilities --out {w}/seg', 'batch_size=-1 must be a whole number >= 1 (--batch-size'),
-    'segment-batch-zero': ('segment {w}/img.tif --model lr-au --batch-size 0 --out {w}/seg', 'batch_size=0 must be a whole number >= 1'),
+    'segment-tile': ('segment {w}/img.tif --model lr-au --tile 0 --out {w}/seg', 'tile (--tile, px) must be an integer >= 1, got 0'),
+    'segment-batch-negative': ('segment {w}/img.tif --model lr-au --tile 64 --batch-size=-1 --probabilities --out {w}/seg', 'batch_size (--batch-size) must be an integer >= 1, got -1'),
+    'segment-batch-zero': ('segment {w}/img.tif --model lr-au --batch-size 0 --out {w}/seg', 'batch_size (--batch-size) must be an integer >= 1, got 0'),
     'segment-h5-negative-pixel': ('segment {w}/negpx.h5 --model lr-au --out {w}/seg', 'negpx.h5 has pixel_nm=-1.0 in its attributes, not a positive number of nm'),
     'segment-h5-text-pixel': ('segment {w}/textpx.h5 --model lr-au --out {w}/seg', "textpx.h5 has pixel_nm='abc' in its attributes"),
     'segment-pixel-size-tiny': ('segment {w}/img.tif --model lr-au --pixel-size 1e-6 --out {w}/seg', 'pixel_nm=1e-06 is outside 0.001-1000 nm'),
@@ -247,7 +247,7 @@ def test_unknown_flag_is_argparse_usage(ws, capsys):
 
 
 # The Python API: the same rules where no flag exists
-def _m(): return ResUNet(2, [2, 2]).eval()
+def _m(): return ResUNet(Arch([2, 2])).eval()
 
 API = {
     'resunet-numpy': (lambda w: _m()(np.zeros((1, 1, 32, 32), np.float32)), TypeError, 'takes a torch tensor'),
@@ -255,8 +255,8 @@ API = {
     'resunet-no-channel': (lambda w: _m()(torch.zeros(2, 32, 32)), ValueError, 'x[:, None]'),
     'resunet-rgb': (lambda w: _m()(torch.zeros(1, 3, 32, 32)), ValueError, 'one greyscale channel'),
     'resunet-odd-size': (lambda w: _m()(torch.zeros(1, 1, 30, 32)), ValueError, 'crop or pad to 28 or 32'),
-    'resunet-bool-pools': (lambda w: ResUNet(2, [True, 2]), ValueError, 'not booleans'),
-    'resunet-float-pools': (lambda w: ResUNet(2, (2.5, 2)), ValueError, 'sequence of ints'),
+    'resunet-bool-pools': (lambda w: ResUNet(Arch([True, 2])), ValueError, 'not booleans'),
+    'resunet-float-pools': (lambda w: ResUNet(Arch((2.5, 2))), ValueError, 'pools must be integers such as (2, 4)'),
     'spec-float-pools': (lambda w: RunSpec('hr-small', pools=(2.5, 2)), ValueError, 'pools must be integers'),
     'spec-bool-pools': (lambda w: RunSpec('hr-small', pools=[True, 2]), ValueError, 'pools must be integers'),
     'spec-bool-bs': (lambda w: RunSpec('hr-small', bs=True), ValueError, 'bs must be an integer'),
@@ -271,8 +271,8 @@ API = {
     'tiff-truncated': (lambda w: read_image_file(_write(w/'cut.tif', _tiff_bytes()[:60])), ValueError, 'cut.tif is not a readable TIF'),
     'png-empty': (lambda w: read_image_file(_write(w/'e.png', b'')), ValueError, 'e.png is not a readable PNG'),
     'png-garbage': (lambda w: read_image_file(_write(w/'g.png', b'\x89PNG\r\n\x1a\nnonsense')), ValueError, 'g.png is not a readable PNG'),
-    'grid-repeated-arch': (lambda w: make_grid(['hr-small'], [(2, (2, 2)), (2, (2, 2))], seeds=(752,), epochs=1), ValueError, 'is given twice'),
-    'grid-repeated-dataset': (lambda w: make_grid(['hr-small', 'hr-small'], [(2, (2, 2))], seeds=(752,), epochs=1), ValueError, "dataset 'hr-small' is given twice"),
+    'grid-repeated-arch': (lambda w: make_grid(['hr-small'], [Arch((2, 2)), Arch((2, 2))], seeds=(752,), epochs=1), ValueError, 'is given twice'),
+    'grid-repeated-dataset': (lambda w: make_grid(['hr-small', 'hr-small'], [Arch((2, 2))], seeds=(752,), epochs=1), ValueError, "dataset 'hr-small' is given twice"),
     'weights-bare-state-dict': (lambda w: load_weights(_bare(w)), ValueError, 'weights without their architecture'),
 }
 
@@ -282,7 +282,7 @@ def _tiff_bytes():
     import io
     buf = io.BytesIO(); tifffile.imwrite(buf, np.zeros((16, 16), np.uint16)); return buf.getvalue()
 def _bare(w):
-    p = w/'bare.pth'; torch.save(ResUNet(2, [2, 2]).state_dict(), p); return p
+    p = w/'bare.pth'; torch.save(ResUNet(Arch([2, 2])).state_dict(), p); return p
 
 
 @pytest.mark.parametrize('case', list(API))
@@ -304,7 +304,7 @@ def test_crafted_weights_never_run_code(ws, monkeypatch):
 def test_overwrite_keeps_sweep_table_current(ws, tmp_path, capsys):
     "A run retrained inside a sweep needs --overwrite, and then the sweep's results.csv shows the new run"
     from temrf.sweep import run_sweep
-    runs = make_grid([str(ws/'toy')], [(2, (2, 2), None)], seeds=(752,), epochs=1, lr=1e-3, patch=64)
+    runs = make_grid([str(ws/'toy')], [Arch((2, 2))], seeds=(752,), epochs=1, lr=1e-3, patch=64)
     run_sweep(runs, tmp_path/'sw', engine='inline', progress=False)
     before = pd.read_csv(tmp_path/'sw'/'results.csv')
     args = ['train', '--dataset', str(ws/'toy'), '--epochs', '1', '--lr', '1e-3', '--patch', '64', '--out', str(tmp_path/'sw')]

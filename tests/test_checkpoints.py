@@ -8,7 +8,7 @@ defines those classes, yet must get a `ResUNet` with the same logits.
 import json, pickle, subprocess, sys, textwrap
 import pytest, torch
 from torch import nn
-from temrf.model import ResUNet, count_params, load_study_checkpoint
+from temrf.model import Arch, ResUNet, count_params, load_study_checkpoint
 
 STUDY_MAIN = textwrap.dedent('''
     import json, sys, types, warnings
@@ -157,7 +157,7 @@ def test_state_dict_layout_and_init(study, name):
     _, ref = study
     s = SPECS[name]
     torch.manual_seed(s['seed'])
-    sd = ResUNet(s['n'], s['pools'], s.get('dilations')).state_dict()
+    sd = ResUNet(Arch(s['pools'], s.get('dilations'), n_blocks=s['n'])).state_dict()
     assert list(sd) == ref['refs'][name]['keys']
     for k, v in ref['inits'][name].items(): torch.testing.assert_close(sd[k], v, rtol=0, atol=0, msg=k)
 

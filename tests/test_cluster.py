@@ -8,6 +8,7 @@ import pytest
 distributed = pytest.importorskip('distributed')
 from temrf.datasets import toy_pair
 from temrf.runs import COLUMNS
+from temrf.model import Arch
 from temrf.sweep import make_grid, run_sweep
 
 
@@ -26,7 +27,7 @@ def test_cluster_sweep_survives_a_killed_worker(tmp_path, monkeypatch):
     monkeypatch.setenv('MKL_NUM_THREADS', '1')
     data, out = tmp_path/'toy', tmp_path/'sweep'
     toy_pair(data)
-    runs = make_grid([str(data)], [(2, (2, 2), None)], seeds=(1, 2, 3), epochs=2, lr=1e-3, patch=64)
+    runs = make_grid([str(data)], [Arch((2, 2))], seeds=(1, 2, 3), epochs=2, lr=1e-3, patch=64)
     ids = [r.run_id for r in runs]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
          distributed.Client(cluster, set_as_default=False) as client:

@@ -8,6 +8,7 @@ import pytest
 import temrf
 from temrf.datasets import toy_pair
 from temrf.runs import COLUMNS
+from temrf.model import Arch
 from temrf.sweep import make_grid, run_sweep, sweep_cmd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,14 +31,15 @@ def test_run_notebook_shape():
 
 def _grid(data):
     "Two tiny runs (64-px patches, 1 epoch) of equal complexity"
-    return make_grid([str(data)], [(2, (2, 2), None), (2, (2, 2), (1, 1, 2))], seeds=(752,), epochs=1, lr=1e-3, patch=64)
+    return make_grid([str(data)], [Arch((2, 2)), Arch((2, 2), (1, 1, 2))], seeds=(752,), epochs=1, lr=1e-3, patch=64)
 
 
 SWEEP = textwrap.dedent("""
     import sys
+    from temrf.model import Arch
     from temrf.sweep import make_grid, run_sweep
     data, out = sys.argv[1:]
-    runs = make_grid([data], [(2, (2, 2), None), (2, (2, 2), (1, 1, 2))], seeds=(752,), epochs=1, lr=1e-3, patch=64)
+    runs = make_grid([data], [Arch((2, 2)), Arch((2, 2), (1, 1, 2))], seeds=(752,), epochs=1, lr=1e-3, patch=64)
     run_sweep(runs, out, progress=False)
 """)
 

@@ -6,7 +6,7 @@ import torch
 from fastai.callback.core import Callback, CancelBatchException
 
 from temrf.datasets import get_splits, resolve_dataset, toy_pair
-from temrf.model import load_weights
+from temrf.model import Arch, load_weights
 from temrf.runs import COLUMNS, RunSpec
 from temrf.train import build_model, fit_run, get_dls, get_learner, train_run
 
@@ -42,7 +42,7 @@ class RecordBatches(Callback):
 def _start(splits, pools, seed=752, epochs=3):
     "What a run starts from, built in train_run's order: (initial state_dict, batch order of `epochs` epochs)"
     dls = get_dls(splits, bs=32, seed=seed)
-    model = build_model(2, pools, seed=seed)
+    model = build_model(Arch(pools), seed=seed)
     return model.state_dict(), [dls.train.get_idxs() for _ in range(epochs)]
 
 
@@ -63,7 +63,7 @@ def test_m22_m44_same_batches_in_training(toy256, tmp_path):
     seen = []
     for pools in ((2, 2), (4, 4)):
         rec = RecordBatches()
-        learn = get_learner(get_dls(splits, bs=32, seed=752), build_model(2, pools, seed=752), 1e-3, tmp_path/str(pools))
+        learn = get_learner(get_dls(splits, bs=32, seed=752), build_model(Arch(pools), seed=752), 1e-3, tmp_path/str(pools))
         with learn.no_bar(), learn.no_logging(): learn.fit(2, cbs=rec)
         seen.append(rec.seen)
     assert len(seen[0]) == 2*len(get_dls(splits, bs=32).train) and seen[0] == seen[1]
