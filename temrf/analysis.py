@@ -6,8 +6,8 @@
 __all__ = ['PAPER_POINTS', 'STAND_INS', 'summarize', 'paper_dataset', 'paper_comparison', 'plot_dice_vs_rf', 'unique_dihedral',
            'run_test_data', 'segment_patches', 'plot_examples', 'examples_from_runs', 'missed_similarity',
            'fft_predictions', 'missed_table', 'plot_missed', 'fft_band', 'missed_from_runs', 'grid_alignment',
-           'edge_table', 'pool_vs_dilation', 'pool_vs_dilation_from_runs', 'pool_dilation_pair', 'input_gradient',
-           'effective_rf', 'erf_extent', 'support_box', 'plot_erf', 'erf_from_runs', 'three_rf_runs', 'report_cmd']
+           'edge_table', 'pool_vs_dilation', 'pool_vs_dilation_from_runs', 'pool_dilation_pair', 'plot_erf',
+           'erf_from_runs', 'three_rf_runs', 'report_cmd']
 
 # %% ../nbs/09_analysis.ipynb #7020f038
 import hashlib, os, re, shutil, tempfile
@@ -21,10 +21,12 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy.ndimage import uniform_filter
 from .model import Arch, ResUNet, predict
 from .io import check_out_dir
-from .guide import needed_rf_table, plot_rf_curves
+from .contrast_law import needed_rf_table, plot_rf_curves
 from .runs import check_rf_dice, load_results, load_run
 from .metrics import mask_dice
 from .fft import fourier_filter, band_from_spacings, missed_map, AU_SPACINGS_A
+from .erf import gradient_map, mass_side, support_radius
+from .datasets import get_splits
 
 # %% ../nbs/09_analysis.ipynb #91d12597
 def _arch_variant(arch):
@@ -140,7 +142,6 @@ def unique_dihedral(X):
 # %% ../nbs/09_analysis.ipynb #aba6e8d4
 def run_test_data(rec, n=None, unique=True, data_dir=None):
     "Test patches `(X, Y)` of the dataset of record `rec` (first `n`, one per dihedral group when `unique`)"
-    from temrf.datasets import get_splits  # here, not at the top: the table-only figures need no data stack
     data_dir = rec.get('data_dir') or data_dir
     X, Y = get_splits(rec['dataset'], data_dir=data_dir, patch=rec.get('patch'), seed=int(rec.get('data_seed') or 0)).test
     idx = unique_dihedral(X) if unique else np.arange(len(X))
@@ -295,59 +296,34 @@ def pool_dilation_pair(df):
     best = pairs.loc[(np.log(pairs.rf_nm_p) - np.log(pairs.rf_nm_d)).abs().idxmin()]
     return best.run_path_p, best.run_path_d
 
-# %% ../nbs/09_analysis.ipynb #7ba38e68
-def input_gradient(model, x, pixel=None):
-    "|d class-1 logit at `pixel` (default: centre; or one per patch) / d input| of `model` for patch(es) `x`"
-    model.eval()
-    x = np.asarray(x, dtype=np.float32)
-    t = torch.as_tensor(x.reshape(-1, *x.shape[-2:]))[:, None].requires_grad_(True)
-    ij = np.asarray(pixel if pixel is not None else (x.shape[-2]//2, x.shape[-1]//2))
-    ij = torch.as_tensor(np.broadcast_to(ij, (len(t), 2)).copy())
-    g, = torch.autograd.grad(model(t)[torch.arange(len(t)), 1, ij[:, 0], ij[:, 1]].sum(), t)
-    g = g[:, 0].abs().numpy()
-    return g[0] if x.ndim == 2 else g
+# %% ../nbs/09_analysis.ipynb #6ffd460c
+def _fit_radius(model, size):
+    "The largest gradient-map radius of `model` (at most its support) whose window fits `size`-px patches"
+    P = model.arch.step
+    return max(0, min(support_radius(model), (size//P*P - P)//2))
 
-def effective_rf(model, X, pixel=None, bs=4):
-    "Mean |input gradient| of the class-1 logit at `pixel` over patches `X` (n,H,W) (Supp. Fig. S9)"
-    return np.concatenate([input_gradient(model, X[i:i+bs], pixel) for i in range(0, len(X), bs)]).mean(0)
-
-# %% ../nbs/09_analysis.ipynb #b178e1d6
-def erf_extent(grad, pixel=None, mass=0.95):
-    "Side (px) of the smallest square around `pixel` (default: centre) holding `mass` of gradient map `grad`"
-    g = np.asarray(grad, dtype=float)
-    i, j = pixel if pixel is not None else (g.shape[0]//2, g.shape[1]//2)
-    r, c = np.indices(g.shape)
-    per_ring = np.bincount(np.maximum(abs(r - i), abs(c - j)).ravel(), weights=g.ravel())
-    return 2*int(np.searchsorted(np.cumsum(per_ring) / per_ring.sum(), mass - 1e-9)) + 1
-
-def support_box(grad):
-    "Height and width (px) of the bounding box of the nonzero pixels of `grad`"
-    rows, cols = np.nonzero(np.asarray(grad))
-    return (int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)) if len(rows) else (0, 0)
-
-# %% ../nbs/09_analysis.ipynb #b7a3e235
-def plot_erf(grads, rf_px, names, mass=0.95, figsize=None):
-    "Effective RF maps `grads` (log |grad|) with theoretical RF squares `rf_px` and `mass` squares (Supp. Fig. S9)"
-    fig, axs = plt.subplots(1, len(grads), figsize=figsize or (9, 9/max(len(grads), 3)+0.5), squeeze=False)
-    for ax, g, rf, n in zip(axs[0], grads, rf_px, names):
-        H, W = g.shape; e = erf_extent(g, mass=mass)
-        _show(ax, np.log10(g/g.max() + 1e-6), f'{n}\nRF {rf} px, {mass:.0%} in {e} px', cmap='magma', vmin=-4, vmax=0)
+def plot_erf(maps, rf_px, names, mass=0.95, figsize=None):
+    "Gradient maps `maps` (log |grad|) with theoretical RF squares `rf_px` and the `mass` squares (Supp. Fig. S9)"
+    fig, axs = plt.subplots(1, len(maps), figsize=figsize or (9, 9/max(len(maps), 3)+0.5), squeeze=False)
+    for ax, g, rf, n in zip(axs[0], maps, rf_px, names):
+        H, W = g.shape; e = mass_side(g, mass)
+        cut = ', map cut by the patch' if rf > H else ''
+        _show(ax, np.log10(g/g.max() + 1e-6), f'{n}\nRF {rf} px, gradient RF ({mass:.0%}) {e:.0f} px{cut}', cmap='magma', vmin=-4, vmax=0)
         for side, kw in ((rf, dict(color='w', ls='--')), (e, dict(color='r'))):
             ax.add_patch(Rectangle((W//2 - side/2, H//2 - side/2), side, side, fill=False, lw=1, **kw))
     fig.tight_layout()
     return fig
 
-# %% ../nbs/09_analysis.ipynb #7b7c40ba
+# %% ../nbs/09_analysis.ipynb #8fc40ef4
 def erf_from_runs(run_dirs, n_images=4, data=None, mass=0.95, data_dir=None):
-    "Effective vs theoretical RF of the models in `run_dirs` on `n_images` test patches: table and Supp. Fig. S9"
+    "Effective (`temrf.erf.gradient_map`) vs theoretical RF of the models in `run_dirs` on `n_images` test patches: table and Supp. Fig. S9"
     models, recs = _runs(run_dirs)
     X = (data if data is not None else run_test_data(recs[0], n_images, data_dir=data_dir))[0][:n_images]
-    grads = [effective_rf(m, X) for m in models]
-    rfs = [m.arch.rf for m in models]
-    px = float(recs[0]['pixel_nm'])
-    tab = pd.DataFrame(dict(arch=[r['arch'] for r in recs], rf_px=rfs, erf_px=[erf_extent(g, mass=mass) for g in grads]))
+    maps = [gradient_map(m, X, radius=_fit_radius(m, min(X.shape[-2:]))) for m in models]
+    rfs, px = [m.arch.rf for m in models], float(recs[0]['pixel_nm'])
+    tab = pd.DataFrame(dict(arch=[r['arch'] for r in recs], rf_px=rfs, erf_px=[round(mass_side(g, mass), 1) for g in maps]))
     tab = tab.assign(rf_nm=(tab.rf_px*px).round(3), erf_nm=(tab.erf_px*px).round(3))
-    return tab, plot_erf(grads, rfs, [_name(r) for r in recs], mass)
+    return tab, plot_erf(maps, rfs, [_name(r) for r in recs], mass)
 
 # %% ../nbs/09_analysis.ipynb #5d41485f
 def _md_table(df, floatfmt='.4g'):
@@ -399,7 +375,7 @@ def _contrast_md(df):
     t = needed_rf_table(df[df.contrast.notna()])
     cols = ['dataset', 'contrast', 'fft_dice', 'smallest_rf_dice', 'best_rf_nm', 'best_dice', 'gain', 'needed_rf_nm']
     return ['## Receptive field by particle contrast', 'Mean test hard dice over seeds; gain: best RF minus smallest RF; '
-            'needed RF: the smallest RF within 0.01 of the best (`temrf.guide`).', _md_table(t[cols])]
+            'needed RF: the smallest RF within 0.01 of the best (`temrf.contrast_law`).', _md_table(t[cols])]
 
 def _summary_md(s, df, paper=True):
     "The Markdown summary: our table, the RF by contrast where known, and the paper's numbers beside ours"

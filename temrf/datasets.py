@@ -16,6 +16,7 @@ from .io import h5_dataset, load_h5_pair, open_h5, read_h5_attrs, save_h5_pair
 from .preprocess import prepare_splits
 from .io import PIXEL_NM
 from .fft import AU_SPACINGS_A
+from .sim import PRESETS, contrast_figure, simulate_preset
 
 # %% ../nbs/06a_datasets.ipynb #cc04f0c5
 STUDY_FILES = {'lr-20nm': 'Au_20nm_87kx_16e', 'hr-2.2nm': 'Au_2p2nm_330kx_423e',
@@ -78,7 +79,6 @@ def _where(name, d):
     cands = [q for q in [p] + ([d/name] if d else []) if q.is_dir()]
     if (folder := next((q for q in cands if any(q.glob('*_Images.h5'))), None)): return 'folder', folder
     if d and name in STUDY_FILES and any(d.glob(f'{STUDY_FILES[name]}_Images.h5')): return 'study', d
-    from temrf.sim import PRESETS  # abTEM itself is only needed when a preset must be simulated
     if name in PRESETS: return 'preset', name  # a preset's name wins over a folder of that name without images
     if cands: return 'folder', cands[0]
     if os.sep in name or name.endswith('.h5') or name.startswith('.'): raise FileNotFoundError(f"data folder {name!r} does not exist")
@@ -93,7 +93,6 @@ def resolve_dataset(dataset, data_dir=None):
     if origin == 'folder': files = find_pair(where)
     elif origin == 'study': files = find_pair(d, STUDY_FILES[name])
     else:
-        from temrf.sim import simulate_preset
         files, origin = tuple(map(Path, simulate_preset(name, cache_dir=d))), 'simulated'
     attrs = read_h5_attrs(files[0])
     kind, pixel_nm = _kind_pixel(files[0], attrs)
@@ -106,7 +105,6 @@ def image_size(dataset, data_dir=None):
     name, d = str(dataset), check_data_dir(data_dir)
     origin, where = _where(name, d)
     if origin == 'preset':
-        from temrf.sim import PRESETS
         return int(PRESETS[name]['size'])
     f = find_pair(where, STUDY_FILES[name] if origin == 'study' else '*')[0]
     with open_h5(f) as h: shape = h5_dataset(h, 'images', f, "store the images under 'images'").shape
@@ -123,7 +121,6 @@ def default_patch(size, patch=None):
 # %% ../nbs/06a_datasets.ipynb #09986969
 def dataset_contrast(info, images, labels):
     "Particle contrast (Fig. 3 measure) the simulator stored in `info`, else measured on `images`, `labels`"
-    from temrf.sim import contrast_figure
     c = info.get('contrast')
     return round(float(c if c is not None else contrast_figure(images, labels)), 4)
 

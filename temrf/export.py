@@ -18,6 +18,7 @@ from .shipped import SHIPPED, pretrained
 from .io import check_out_dir
 from .model import Arch, ResUNet
 from .preprocess import XRAY_THRESHOLD
+from .sim import simulate_dataset
 
 # %% ../nbs/17_export.ipynb #e849a4c2
 class ProbabilityNet(ResUNet):
@@ -54,7 +55,6 @@ def exact_min(grid, pixel_nm, k=3):
 # %% ../nbs/17_export.ipynb #fcbb3c3f
 def sample_field(kind, pixel_nm, size, seed=0):
     "A simulated `kind` field (raw counts, float32), its labels and a note, at `pixel_nm` nm, `size` px"
-    from temrf.sim import simulate_dataset
     d = dict(hr=2.2, lr=12.)[kind]
     try: img, lbl, _ = simulate_dataset(kind, diameter_nm=d, n_images=1, size=size, seed=seed, pixel_nm=pixel_nm)
     except ImportError:  # no abTEM: an amplitude-contrast field at the same pixel size

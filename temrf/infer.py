@@ -19,6 +19,8 @@ from .preprocess import prepare
 from .shipped import SHIPPED, pretrained, torch_device
 from .io import PIXEL_NM, pixel_size
 from .io import atomic_write, check_out_dir, clear_stale, first_line, read_json, stale_temporaries, whole
+from .files import from_signal, read_micrograph, require_pixel_nm, tiff_writer
+from .particles import measure, plot_size_histogram
 
 # %% ../nbs/14_infer.ipynb #f2490efb
 def _check_frame(img, i=None):
@@ -118,7 +120,6 @@ def rescale_factor(model, pixel_nm, max_rescale=20, file='the image'):
 def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=None, progress=True, xrays=True, max_pixels=2048**2,
             max_rescale=20):
     "Class-1 probabilities (float32, same shape) of `model` on an image (H,W), stack (N,H,W) or HyperSpy signal"
-    from temrf.files import from_signal
     images, pixel_nm = from_signal(images, pixel_nm)  # a signal's pixel size from its axes
     if isinstance(model, (str, Path)): model = pretrained(model, device)
     frames, one = _frames(images)
@@ -164,7 +165,6 @@ def _check_segment_out(out, inputs, probabilities, stats, overwrite):
 # %% ../nbs/14_infer.ipynb #40b956b4
 def _check_frames(m, stats=False):
     "Refuse micrograph `m` before any work: frames under 8 px, NaN or infinite pixels, constant frames, or no pixel size for `stats`"
-    from temrf.files import require_pixel_nm
     if stats: require_pixel_nm(m)
     stack = m.data.ndim == 3
     frames = m.data if stack else m.data[None]
@@ -202,8 +202,6 @@ def _min_area_px(min_size_nm, pixel_nm):
 
 def _segment_file(model, m, out, stem, a):
     "Segment micrograph `m` into `out` frame by frame; return its first mask and particle table (or None)"
-    from temrf.files import tiff_writer
-    from temrf.particles import measure
     stack = m.data.ndim == 3
     frames = m.data if stack else m.data[None]
     tables, first, checks = [], None, []
@@ -243,7 +241,6 @@ def _warn(c, m, n):
 def _save_figures(out, stem, m, first, t):
     "Size histogram and mask overlay of input `stem`, each written atomically"
     import matplotlib.pyplot as plt
-    from temrf.particles import plot_size_histogram
     img0 = np.asarray(m.data if m.data.ndim == 2 else m.data[0])
     for name, fig in ((f'{stem}_sizes.png', plot_size_histogram(t).figure),
                       (f'{stem}_overlay.png', overlay_figure(img0, first, f'{Path(m.path).name}: mask outline'))):
@@ -273,7 +270,6 @@ def segment_cmd(inputs:list, # image or stack files: .tif, .npy, .h5, .dm3/.dm4,
                 overwrite:bool=False, # replace earlier results in --out
                 quiet:bool=False): # no progress bars
     "Segment micrographs and stacks with a trained model; write masks and, with --stats, particle sizes in nm"
-    from temrf.files import read_micrograph
     inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     tile, batch_size = _check_options(tile, batch_size)
     min_size = _check_min_size(min_size)

@@ -18,7 +18,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from .datasets import min_particle_pixels
 from .files import READERS, read_micrograph, save_tiff
-from .guide import HR_PIXEL_NM, format_advice, suggest_rf
+from .advice import HR_PIXEL_NM, format_advice, suggest_rf
 from .infer import rescale_factor, segment
 from .shipped import SHIPPED, pretrained
 from .io import atomic_write, first_line, save_h5_pair
