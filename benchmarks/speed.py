@@ -1,12 +1,12 @@
 """temrf data-path benchmark: `python benchmarks/speed.py` prints markdown tables of the simulator (seconds per 512 px
 field, against a numpy FFT of the same grid timed in the same run), x-ray removal against the study's per-pixel loop
-(`_xray_pass_loop` twice, each after `np.median`) and the FFT baseline against the study's procedure
+(`xray_pass_loop` twice, each after `np.median`) and the FFT baseline against the study's procedure
 (`fourier_filter_study`: complex float64 numpy FFTs, scikit-image's `gaussian` and `threshold_otsu`) on a 4096 px
 micrograph. Each fast path's output is checked against its baseline's in the same run. Best of 3 wall times."""
 import os, time
 import numpy as np
 from temrf.sim import sim_params, simulate_field
-from temrf.preprocess import remove_xrays, _xray_pass_loop
+from temrf.preprocess import remove_xrays, xray_pass_loop
 from temrf.fft import fourier_filter, fourier_filter_study
 
 def best(f, n=3):
@@ -19,8 +19,8 @@ def remove_loop(img, threshold):
     "The study's x-ray removal: negatives to 0, then its per-pixel pass twice"
     out = img.astype(np.float32)
     out[out < 0] = 0
-    n = _xray_pass_loop(out, threshold)
-    if n: n += _xray_pass_loop(out, threshold)
+    n = xray_pass_loop(out, threshold)
+    if n: n += xray_pass_loop(out, threshold)
     return out, n
 
 def micrograph(n_xrays, size=4096, seed=0):

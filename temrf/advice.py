@@ -12,7 +12,7 @@ from .preprocess import standardize
 from .model import Arch
 from .rf import nearest_architectures, rf_nm, rf_table
 from .fft import auto_band, radial_power
-from .sim import contrast_figure
+from .contrast import contrast_figure
 from .contrast_law import needed_rf
 from .shipped import pretrained
 from .files import from_signal, read_micrograph, require_pixel_nm

@@ -16,7 +16,8 @@ from .io import h5_dataset, load_h5_pair, open_h5, read_h5_attrs, save_h5_pair
 from .preprocess import prepare_splits
 from .io import PIXEL_NM
 from .fft import AU_SPACINGS_A
-from .sim import PRESETS, contrast_figure, simulate_preset
+from .sim import PRESETS, simulate_preset
+from .contrast import contrast_figure
 
 # %% ../nbs/06a_datasets.ipynb #cc04f0c5
 STUDY_FILES = {'lr-20nm': 'Au_20nm_87kx_16e', 'hr-2.2nm': 'Au_2p2nm_330kx_423e',

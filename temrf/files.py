@@ -21,8 +21,7 @@ import numpy as np
 import scipy.ndimage
 import tifffile
 
-from .io import _grey, _unreadable, atomic_write, h5_dataset, open_h5, read_h5_attrs, tmp_path
-from .io import PIXEL_RANGE_NM, pixel_size
+from .io import PIXEL_RANGE_NM, atomic_write, first_line, h5_dataset, open_h5, pixel_size, read_h5_attrs, tmp_path, to_grey, unreadable_error
 
 # %% ../nbs/13_files.ipynb #3b531d88
 UNITS_NM = {'nm': 1., 'nanometer': 1., 'nanometre': 1., 'pm': 1e-3, 'å': 0.1, 'a': 0.1, 'angstrom': 0.1,
@@ -220,9 +219,9 @@ def _read_tiff(file, mmap=True):
             axes = ('I' + s.axes) if len(series) > 1 else s.axes
         if data is None and not mixed: data = tifffile.memmap(file, series=0, mode='r')
     except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError, struct.error) as e:
-        raise _unreadable(file, 'TIFF', e) from None
+        raise unreadable_error(file, 'TIFF', e) from None
     if mixed: raise _mixed(series, file)
-    data = _grey(data, axes.index('S') if 'S' in axes else None, file)
+    data = to_grey(data, axes.index('S') if 'S' in axes else None, file)
     if data.ndim > 3: data = data.reshape(-1, *data.shape[-2:])
     return data, scales, units, dict(meta, format='TIFF', axes=axes, memmap=isinstance(data, np.memmap))
 
@@ -230,7 +229,7 @@ def _read_tiff(file, mmap=True):
 def _read_npy(file, mmap=True):
     "The array in the .npy `file` (memory-mapped if `mmap`), with no calibration"
     try: a = np.load(file, mmap_mode='r' if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e: raise _unreadable(file, 'NPY', e) from None
+    except (ValueError, OSError, EOFError) as e: raise unreadable_error(file, 'NPY', e) from None
     return a, None, None, dict(format='NPY', memmap=isinstance(a, np.memmap))
 
 # %% ../nbs/13_files.ipynb #aa510590
@@ -247,7 +246,7 @@ def _read_h5(file, mmap=True):
         ds = _h5_images(f, file)
         off = ds.id.get_offset() if ds.chunks is None and ds.size else None
         try: a = np.memmap(file, ds.dtype, 'r', off, ds.shape) if mmap and off is not None else ds[()]
-        except OSError as e: raise _unreadable(file, 'HDF5', e) from None
+        except OSError as e: raise unreadable_error(file, 'HDF5', e) from None
         key = ds.name
     px = read_h5_attrs(file).get('pixel_nm')
     scales, units = ((px, px), ('nm', 'nm')) if px is not None else (None, None)
@@ -311,14 +310,14 @@ def _read_rsciio(file, mmap=True):
             warnings.simplefilter('always')
             signals = read(str(src), **kw)
     except ModuleNotFoundError as e: raise ImportError(f"reading {file} needs a package RosettaSciIO lacks ({e}); install it") from None
-    except Exception as e: raise _unreadable(file, kind, e) from None  # the readers raise many kinds of errors
+    except Exception as e: raise unreadable_error(file, kind, e) from None  # the readers raise many kinds of errors
     if src != file: signals = [s for s in signals if s['metadata']['General'].get('original_filename') == file.name]
     i = _pick_image(signals, file)
     s, axes = signals[i], signals[i]['axes'][-2:]
     scales, units = tuple(float(a.get('scale', 1)) for a in axes), tuple(a.get('units') for a in axes)
     if sfx == '.mrc' and _mrc_uncalibrated(s): scales = units = None
     meta = dict(meta, format=kind, signal=i, n_signals=len(signals), title=s['metadata']['General'].get('title'),
-                warnings=sorted({str(w.message).splitlines()[0] for w in caught}), memmap=False)
+                warnings=sorted({first_line(w.message) for w in caught}), memmap=False)
     if s['data'].ndim == 3: meta['stack_axis'] = {k: s['axes'][0].get(k) for k in ('name', 'scale', 'units')}
     return np.asarray(s['data']), scales, units, meta
 

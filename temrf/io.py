@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['PIXEL_NM', 'PIXEL_RANGE_NM', 'H5_SUFFIXES', 'IMAGE_SUFFIXES', 'check_image', 'check_finite', 'as_stack',
-           'binary_labels', 'check_pair', 'whole', 'int_list', 'pixel_size', 'first_line', 'open_h5', 'h5_dataset',
-           'load_h5_pair', 'save_h5_pair', 'read_h5_attrs', 'read_image_file', 'load_tiff_pair', 'load_pair',
-           'tmp_path', 'stale_temporaries', 'clear_stale', 'atomic_write', 'check_out_dir', 'write_json', 'read_json']
+           'binary_labels', 'check_pair', 'whole', 'int_list', 'pixel_size', 'first_line', 'unreadable_error',
+           'open_h5', 'h5_dataset', 'load_h5_pair', 'save_h5_pair', 'read_h5_attrs', 'to_grey', 'read_image_file',
+           'load_tiff_pair', 'load_pair', 'tmp_path', 'stale_temporaries', 'clear_stale', 'atomic_write',
+           'check_out_dir', 'write_json', 'read_json']
 
 # %% ../nbs/00_io.ipynb #5264ae25
 import json
@@ -128,12 +129,13 @@ def pixel_size(pixel_nm):
     return float(pixel_nm)
 
 # %% ../nbs/00_io.ipynb #530a5485
-def first_line(e):
-    "The first line of exception `e`'s message, or its type's name when it has none: the reason in a one-line error"
-    s = str(e).strip()
-    return s.splitlines()[0] if s else type(e).__name__
+def first_line(e, named=False):
+    "The first line of exception `e`'s message (after its type's name if `named`), or the name when it has none"
+    s, name = str(e).strip(), type(e).__name__
+    if not s: return name
+    return f"{name}: {s.splitlines()[0]}" if named else s.splitlines()[0]
 
-def _unreadable(file, kind, e):
+def unreadable_error(file, kind, e):
     "A one-line error saying that `file` is not a readable `kind` file, with the reader's reason"
     why = first_line(e)
     return ValueError(f"{file} is not a readable {kind} file ({why}); check that it was copied whole, or export it again")
@@ -142,7 +144,7 @@ def open_h5(file):
     "Open the HDF5 `file` for reading; a missing, truncated or foreign file is a one-line error naming it"
     if not Path(file).is_file(): raise FileNotFoundError(f"{file} does not exist (or is a folder); give an HDF5 file")
     try: return h5py.File(file, 'r')
-    except OSError as e: raise _unreadable(file, 'HDF5', e) from None
+    except OSError as e: raise unreadable_error(file, 'HDF5', e) from None
 
 def h5_dataset(f, key, file, fix="pass the right key, e.g. images_key=..."):
     "The dataset `key` of the open HDF5 file `f` (named `file`); a group or a missing key is a one-line error ending in `fix`"
@@ -157,7 +159,7 @@ def _read_h5(file, key):
     with open_h5(file) as f:
         d = h5_dataset(f, key, file)
         try: return d[()]
-        except OSError as e: raise _unreadable(file, 'HDF5', e) from None
+        except OSError as e: raise unreadable_error(file, 'HDF5', e) from None
 
 # %% ../nbs/00_io.ipynb #0d8eb0c1
 def load_h5_pair(images_file, labels_file, images_key='images', labels_key='labels'):
@@ -221,7 +223,7 @@ def read_h5_attrs(file):
     return out
 
 # %% ../nbs/00_io.ipynb #1fd9d552
-def _grey(a, samples_axis, file):
+def to_grey(a, samples_axis, file):
     "Collapse the colour `samples_axis` of `a` (alpha dropped) when all channels are equal; else an error."
     if samples_axis is None: return a
     a = np.moveaxis(a, samples_axis, -1)
@@ -240,15 +242,15 @@ def read_image_file(file):
     try:
         if sfx == '.png':
             a = skimage.io.imread(file)
-            return _grey(a, -1 if a.ndim == 3 else None, file)
+            return to_grey(a, -1 if a.ndim == 3 else None, file)
         with tifffile.TiffFile(file) as tf:
             s = tf.series[0]
             a, axes = s.asarray(), s.axes
     except ValueError as e:
         if str(file) in str(e): raise
-        raise _unreadable(file, sfx[1:].upper().replace('TIFF', 'TIF'), e) from None
-    except (OSError, IndexError, SyntaxError, tifffile.TiffFileError) as e: raise _unreadable(file, sfx[1:].upper(), e) from None
-    return _grey(a, axes.index('S') if 'S' in axes else None, file)
+        raise unreadable_error(file, sfx[1:].upper().replace('TIFF', 'TIF'), e) from None
+    except (OSError, IndexError, SyntaxError, tifffile.TiffFileError) as e: raise unreadable_error(file, sfx[1:].upper(), e) from None
+    return to_grey(a, axes.index('S') if 'S' in axes else None, file)
 
 # %% ../nbs/00_io.ipynb #a0447070
 def load_tiff_pair(images_file, labels_file):

@@ -3,6 +3,8 @@ import sys, time
 import numpy as np, pytest
 from scipy import ndimage
 import temrf.sim as sim
+import temrf.sim_hr as sim_hr
+import temrf.sim_lr as sim_lr
 from temrf.io import load_h5_pair, read_h5_attrs
 from temrf.preprocess import prepare_splits
 
@@ -15,7 +17,7 @@ CLEAN_LR = dict(dose=None, blur_px=0., support_var=0., grain=0.)
 def test_hr_label_alignment(centre):
     "A particle placed at (x, y) nm labels at (row, col) = (y, x)/pixel, and the image disturbance is under the label"
     p = sim.sim_params('hr', 1.2, size=128, **CLEAN_HR)
-    img, lbl, info = sim.hr_field(128, 1.2, np.random.default_rng(0), p, centres_nm=[centre])
+    img, lbl, info = sim_hr.hr_field(128, 1.2, np.random.default_rng(0), p, centres_nm=[centre])
     assert info['n_particles'] == 1 and lbl.dtype == np.uint8
     rc = np.argwhere(lbl).mean(0)
     np.testing.assert_allclose(rc, [centre[1]/0.0215, centre[0]/0.0215], atol=3)
@@ -26,7 +28,7 @@ def test_hr_label_alignment(centre):
 def test_lr_label_alignment():
     "Low-res: the image is darker exactly on the label, and the label sits where the particle was put"
     p = sim.sim_params('lr', 10., size=256, **CLEAN_LR)
-    img, lbl, _ = sim.lr_field(256, 10., np.random.default_rng(0), p, centres_nm=[(8., 20.)])
+    img, lbl, _ = sim_lr.lr_field(256, 10., np.random.default_rng(0), p, centres_nm=[(8., 20.)])
     np.testing.assert_allclose(np.argwhere(lbl).mean(0), [20/0.1243, 8/0.1243], atol=2)
     np.testing.assert_array_equal(img < img.max() - 1e-6, lbl.astype(bool))
 

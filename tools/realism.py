@@ -42,13 +42,13 @@ def down(img, lbl, px_from):
 def groups():
     "name -> list of (image, label) at the renders' pixel size"
     from temrf.realdata import load_real
-    from temrf.sim import simulate_dataset, sim_params, simulate_field, _CONTRAST
+    from temrf.sim import simulate_dataset, sim_params, simulate_field, CONTRAST_LEVELS
     from train_models import hr_knobs
     g = {}
     for s in ('Au 2.2 nm', 'Au 5 nm', 'Au 10 nm'):
         g[f'real {s}'] = [(r['image'], r['mask']) for r in load_real(REPO/'realdata', [s])]
     for lvl in (3, 6):
-        support, dose, kw = _CONTRAST[lvl-1]
+        support, dose, kw = CONTRAST_LEVELS[lvl-1]
         ims, lbs, _ = simulate_dataset('hr', 5., n_images=3, size=512, seed=40 + lvl, support_nm=support, dose=dose, coverage=0.3, **kw)
         g[f'earlier sim, contrast level {lvl}'] = [down(i, l, 0.0215) for i, l in zip(ims, lbs)]
     fields = []
@@ -64,7 +64,7 @@ def groups():
 def main():
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt, pandas as pd
-    from temrf.sim import contrast_figure
+    from temrf.contrast import contrast_figure
     g = groups()
     rows, fig, ax = [], *plt.subplots(1, 2, figsize=(11, 3.8))
     au_band = (10/2.355*0.93, 10/2.039*1.07)       # cycles/nm of Au(111)-(200) with the margins fringe_score uses

@@ -16,7 +16,8 @@ import argparse, json, shutil, time
 from pathlib import Path
 import numpy as np
 from temrf.io import PIXEL_NM
-from temrf.sim import sim_params, simulate_field, contrast_figure, _CONTRAST
+from temrf.sim import sim_params, simulate_field, CONTRAST_LEVELS
+from temrf.contrast import contrast_figure
 from temrf.io import save_h5_pair, load_h5_pair, read_h5_attrs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def hr_knobs(rng, level=None, diameter=None):
 def hr_knobs_v1(rng, level=None, diameter=None):
     "Physics of one varied HR field: contrast level (support, dose, zone knobs), optics, structures."
     level = level or int(rng.integers(1, 7))
-    support, dose, kw = _CONTRAST[level-1]
+    support, dose, kw = CONTRAST_LEVELS[level-1]
     return level, dict(diameter_nm=diameter or float(np.exp(rng.uniform(np.log(2), np.log(10)))),
         support_nm=support, dose=dose*rng.uniform(.7, 1.4), defocus_nm=rng.uniform(-16, 0), focal_spread_nm=rng.uniform(1, 4),
         image_spread_nm=rng.uniform(.02, .06), mtf_px=rng.uniform(.3, .8), carbon_density=rng.uniform(1.8, 2.2),
