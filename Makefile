@@ -8,7 +8,7 @@ OUT ?= results/demo
 # Kernels that papermill and nbdev_test start resolve `python` through PATH: make it the venv's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup demo test docs export browser xvfb outputs bench bench-gpu
+.PHONY: setup demo test quick docs export browser xvfb outputs bench bench-gpu
 
 setup: $(VENV)/.temrf-installed
 
@@ -45,6 +45,11 @@ test: setup browser xvfb
 	$(BIN)/nbdev_test --n_workers 2
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q tests
+
+# The quick loop while editing: the notebook tests once and the tests not marked slow or network.
+quick: setup
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/pytest -q -m 'not slow and not network' tests
 
 export: setup
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean

@@ -1,8 +1,24 @@
 """Shared test settings and fixtures: figures render off screen (Agg), whatever display pytest-xvfb or napari's plugins
-set up; `refuses` runs a `temrf` command that must fail with one line and leave its workspace as it was."""
+set up; `one_thread` keeps torch on one thread for a module; `refuses` runs a `temrf` command that must fail with one
+line and leave its workspace as it was. Markers: `slow` (seconds each: subprocesses, clusters, a site build) and
+`network` (fetches test files once); `make test` runs everything, `make quick` skips both."""
 import os, shlex
 
 import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: takes seconds (subprocesses, a Dask cluster, the docs site); make quick skips it')
+    config.addinivalue_line('markers', 'network: fetches files (cached after the first run); make quick skips it')
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    "torch on one thread for the module's tests: their tiny batches run faster so on a shared CPU"
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 os.environ.setdefault('MPLBACKEND', 'Agg')
 

@@ -46,6 +46,7 @@ def _run(folder, pools, dilations=None, seed=0):
     (folder/'record.json').write_text(json.dumps(rec))
 
 
+@pytest.mark.slow
 def test_report_with_run_folders(tmp_path, monkeypatch):
     "A sweep folder moved from where it ran (run_dir points elsewhere): runs are found under runs/, all figures written"
     for pools, dil in (([2, 2], None), ([4, 4], None), ([8, 8], None), ([2, 2], [1, 2, 4])):

@@ -22,11 +22,7 @@ from temrf.train import predict_dice
 from temrf.analysis import plot_dice_vs_rf
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _h5(path, **arrays):

@@ -23,11 +23,7 @@ from temrf.sweep import make_grid
 from temrf.train import predict_dice
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def _pair(folder, images, labels, stem='x', key='images'):
@@ -326,6 +322,7 @@ def test_failed_run_leaves_no_run_folder(ws, tmp_path, monkeypatch):
     assert not (tmp_path/'o').exists()
 
 
+@pytest.mark.slow
 def test_max_and_avg_pooling_in_one_sweep_and_report(ws, tmp_path):
     "`temrf train --pool avg --kernel 5` records what it trained; a grid of max and avg pooling reports both"
     toy_pair(tmp_path/'toy', n_images=12)
@@ -344,6 +341,7 @@ def test_max_and_avg_pooling_in_one_sweep_and_report(ws, tmp_path):
     assert set(summary.variant) == {'pooling', 'avg pooling'} and (out/'dice_vs_rf.png').exists()
 
 
+@pytest.mark.slow
 def test_scheduler_that_is_not_dask(ws, capsys):
     "A port where something listens but does not speak Dask is named in one line within seconds, nothing made"
     import socket, time

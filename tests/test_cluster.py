@@ -21,6 +21,7 @@ def _kill_worker_and_kernel(client, worker):
     return len(procs)
 
 
+@pytest.mark.slow
 def test_cluster_sweep_survives_a_killed_worker(tmp_path, monkeypatch):
     "Three runs on two workers; the worker running the first started run is killed; every run is recorded once"
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # workers and their kernels: tiny batches on a shared CPU

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
+pytestmark = pytest.mark.slow
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tools'))
 from docs import missing_images, page_facts  # tools/docs.py, the docs renderer
 

@@ -31,6 +31,7 @@ def pkg(tmp_path_factory, offline):
     return out
 
 
+@pytest.mark.slow
 def test_bioimageio_core_passes(pkg, offline):
     from bioimageio.core import test_model as core_test
     summary = core_test(pkg/'rdf.yaml')

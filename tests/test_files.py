@@ -20,6 +20,8 @@ import pytest
 
 from temrf.files import read_micrograph, require_pixel_nm
 
+pytestmark = pytest.mark.network
+
 HS = '1.7.6'
 # The CPython 3.11 manylinux wheel is asked for whatever the local Python and platform: only its data files are used.
 WHEEL_SHA256 = '1933c6969738c6073e88f70ef4790992c0e2c5aa728a3c3cb48675f5ce2e5648'

@@ -1,6 +1,7 @@
 "temrf imports without torchvision or fastai.vision, and its console command is installed"
 import os, pkgutil, shutil, subprocess, sys, textwrap
 from pathlib import Path
+import pytest
 import temrf
 
 import importlib.util
@@ -17,6 +18,7 @@ BLOCKER = textwrap.dedent('''
     sys.meta_path.insert(0, Block())
 ''')
 
+@pytest.mark.slow
 def test_modules_import_without_torchvision():
     code = BLOCKER + textwrap.dedent(f'''
         import importlib

@@ -9,6 +9,8 @@ import torch
 from temrf.infer import pretrained
 from temrf.realdata import score_real
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 # set: (floor of the mean hard dice, measured 2026-12-05)
 FLOORS = {'Au 2.2 nm': (0.50, 0.535), 'Au 5 nm': (0.68, 0.730), 'Au 10 nm': (0.50, 0.545), 'Ag 5 nm': (0.85, 0.907),

@@ -12,11 +12,7 @@ from temrf.metrics import mask_dice
 from temrf.sim import simulate_dataset
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
@@ -85,6 +81,7 @@ def _finals(out): return sorted(p.name for p in out.glob('*') if not p.name.star
 def _temps(out): return sorted(p.name for p in out.glob('.*')) if out.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
 def test_stopped_segment_leaves_nothing_incomplete(long_stack, tmp_path, sig):
     "A real `temrf segment` stopped by SIGINT or SIGTERM midway leaves no output under a final name and no temporary"

@@ -44,6 +44,7 @@ SWEEP = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_resume(tmp_path, monkeypatch, capfd):
     "SIGKILL the sweep (and its kernel) once the first record exists; the rerun records every run exactly once"
     data, out = tmp_path/'toy', tmp_path/'sweep'

@@ -13,11 +13,7 @@ from temrf.train import build_model, fit_run, get_dls, get_learner, train_run
 TINY = dict(epochs=1, bs=32, lr=1e-3, patch=64, progress=False)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)  # tiny batches on a shared CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')
@@ -70,7 +66,7 @@ def test_m22_m44_same_batches_in_training(toy256, tmp_path):
 
 
 def test_cpu_determinism_and_record(toy, tmp_path):
-    "Same seed and architecture on CPU: the same test dice (and weights) twice; the record follows the brief"
+    "Same seed and architecture on CPU: the same test dice and weights twice; the record has `COLUMNS`, in order"
     a = train_run(toy, n_blocks=2, pools=(2, 2), out=tmp_path/'a', **TINY)
     b = train_run(toy, n_blocks=2, pools=(2, 2), out=tmp_path/'b', **TINY)
     for k in ('test_hard_dice', 'test_soft_dice', 'valid_hard_dice', 'fft_dice'): assert a[k] == b[k], k
@@ -123,7 +119,7 @@ def test_study_files_found_in_data_dir(tmp_path):
 
 
 def test_train_cli(toy, tmp_path, capsys):
-    "`temrf train` through the lead's dispatcher"
+    "`temrf train` through the command line: the flags reach the record"
     from temrf.cli import main
     rc = main(['train', '--dataset', str(toy), '--pools', '2,2', '--dilations', '1,1,2', '--epochs', '1', '--lr', '1e-3',
                '--patch', '64', '--out', str(tmp_path)])
