@@ -53,6 +53,17 @@ def _frames_for_advice(images, max_frames=4, crop=2048):
     return x[:max_frames, y0:y0+h, x0:x0+w]
 
 # %% ../nbs/15_advice.ipynb #ef90a7ce
+def _advice_mask(x, labels, shape, regime, pixel_nm, model=None, progress=False):
+    "`(particle mask of frames x, where it came from)`: the user's `labels`, else the shipped model of the `regime`"
+    if labels is not None:
+        mask, source = binary_labels(_frames_for_advice(labels)).astype(bool), 'your labels'
+        if mask.shape != x.shape: raise ValueError(f"labels have shape {np.shape(labels)}, images {shape}: give one label per image pixel")
+    else:
+        m = pretrained(model or ('hr-au' if regime == 'high-resolution' else 'lr-au'))
+        mask, source = segment(m, x, pixel_nm=pixel_nm, progress=progress) > 0.5, f"the {m.info['name']} model's segmentation"
+    if not mask.any() or mask.all(): raise ValueError(f"{source} finds no particle/background split in these images; give labels (--labels)")
+    return mask, source
+
 def suggest_rf(images, pixel_nm=None, labels=None, model=None, patch=512, progress=False):
     "The RF (nm, px) that `images` at `pixel_nm` need, the architectures that reach it, and the reasons: a dict"
     images, pixel_nm = from_signal(images, pixel_nm)  # a HyperSpy signal's pixel size from its axes
@@ -61,13 +72,7 @@ def suggest_rf(images, pixel_nm=None, labels=None, model=None, patch=512, progre
     x = _frames_for_advice(images)
     spacing = lattice_spacing(x, pixel_nm)
     regime = 'high-resolution' if spacing or pixel_nm <= HR_PIXEL_NM else 'low-resolution'
-    if labels is not None:
-        mask, source = binary_labels(_frames_for_advice(labels)).astype(bool), 'your labels'
-        if mask.shape != x.shape: raise ValueError(f"labels have shape {np.shape(labels)}, images {np.shape(images)}: give one label per image pixel")
-    else:
-        m = pretrained(model or ('hr-au' if regime == 'high-resolution' else 'lr-au'))
-        mask, source = segment(m, x, pixel_nm=pixel_nm, progress=progress) > 0.5, f"the {m.info['name']} model's segmentation"
-    if not mask.any() or mask.all(): raise ValueError(f"{source} finds no particle/background split in these images; give labels (--labels)")
+    mask, source = _advice_mask(x, labels, np.shape(images), regime, pixel_nm, model, progress)
     c = contrast_figure(x, mask)
     n, ecd = _particles_of(mask, pixel_nm)
     rf = max(needed_rf(c), 4*spacing if spacing else 0)

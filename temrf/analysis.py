@@ -410,21 +410,29 @@ def report_cmd(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}-'))  # the report appears whole or not at all
     try:
-        s, written = summarize(df), []
-        s.to_csv(tmp/'summary.csv', index=False); written.append(tmp/'summary.csv')
-        (tmp/'summary.md').write_text(_summary_md(s, df, paper)); written.append(tmp/'summary.md')
-        _write_fig(plot_dice_vs_rf(df, paper=paper), tmp/'dice_vs_rf.png', written)
-        if _has_contrast(df):
-            _write_fig(plot_rf_curves(df[df.contrast.notna()], title='dice vs receptive field by particle contrast').figure,
-                       tmp/'rf_by_contrast.png', written)
-        _run_figures(df, tmp, written, data)
+        written = _report_files(df, tmp, paper, data)
         out.mkdir(exist_ok=True)
         for w in written: os.replace(w, out/w.name)
     finally: shutil.rmtree(tmp, ignore_errors=True)
     print(f'temrf report: {len(df)} runs from {results}; wrote to {out}:'); print('\n'.join(f'  {w.name}' for w in written))
-    if _has_contrast(df):
-        t = needed_rf_table(df[df.contrast.notna()])
-        print('test hard dice by particle contrast (gain: best RF minus smallest RF):')
-        for r in t.itertuples(): print(f'  {r.dataset}: contrast {r.contrast:+.2f}, FFT {r.fft_dice:.3f}, smallest RF '
-                                       f'{r.smallest_rf_dice:.3f}, best {r.best_dice:.3f} at {r.best_rf_nm:.2g} nm, gain {r.gain:+.3f}')
+    if _has_contrast(df): print(_contrast_lines(df))
     return out
+
+def _report_files(df, folder, paper, data):
+    "Write the report of results `df` into `folder`: the summary tables, the dice figures and the run figures; return the files"
+    s, written = summarize(df), []
+    s.to_csv(folder/'summary.csv', index=False); written.append(folder/'summary.csv')
+    (folder/'summary.md').write_text(_summary_md(s, df, paper)); written.append(folder/'summary.md')
+    _write_fig(plot_dice_vs_rf(df, paper=paper), folder/'dice_vs_rf.png', written)
+    if _has_contrast(df):
+        _write_fig(plot_rf_curves(df[df.contrast.notna()], title='dice vs receptive field by particle contrast').figure,
+                   folder/'rf_by_contrast.png', written)
+    _run_figures(df, folder, written, data)
+    return written
+
+def _contrast_lines(df):
+    "The lines `temrf report` prints on dice by particle contrast"
+    t = needed_rf_table(df[df.contrast.notna()])
+    return '\n'.join(['test hard dice by particle contrast (gain: best RF minus smallest RF):'] +
+                     [f'  {r.dataset}: contrast {r.contrast:+.2f}, FFT {r.fft_dice:.3f}, smallest RF {r.smallest_rf_dice:.3f}, '
+                      f'best {r.best_dice:.3f} at {r.best_rf_nm:.2g} nm, gain {r.gain:+.3f}' for r in t.itertuples()])

@@ -184,10 +184,8 @@ def _check_specs(specs):
     if len({s.run_id for s in specs}) < len(specs): raise ValueError("the same run is twice in the stack")
 
 # %% ../nbs/07b_stack.ipynb #5b63912b
-def fit_stack(specs, out='.', data_dir=None, progress=True):
-    "Train the runs `specs` as one stack; write each run folder `<out>/runs/<run_id>/`; return their records"
-    specs = list(specs); _check_specs(specs)
-    out = Path(out).resolve()
+def _stack_data(specs, out, data_dir):
+    "`(patches, dataset infos, splits)` of the runs `specs`, checked to be writable under `out` and of one size and patch"
     patches = [check_run(s, out, data_dir) for s in specs]
     for s in specs: check_new_run(out, s)
     infos = [resolve_dataset(s.dataset, data_dir) for s in specs]
@@ -195,6 +193,13 @@ def fit_stack(specs, out='.', data_dir=None, progress=True):
     if len({(len(sp.train[0]), len(sp.valid[0]), p) for sp, p in zip(splits, patches)}) > 1: raise ValueError(
         "stacked runs need datasets of one size and patch; these give " +
         ', '.join(f"{len(sp.train[0])}/{len(sp.valid[0])} train/valid patches of {p} px" for sp, p in zip(splits, patches)))
+    return patches, infos, splits
+
+def fit_stack(specs, out='.', data_dir=None, progress=True):
+    "Train the runs `specs` as one stack; write each run folder `<out>/runs/<run_id>/`; return their records"
+    specs = list(specs); _check_specs(specs)
+    out = Path(out).resolve()
+    patches, infos, splits = _stack_data(specs, out, data_dir)
     s0 = specs[0]
     with claimed_runs(out, specs) as tmps:
         models = [build_model(s.arch, s.seed) for s in specs]

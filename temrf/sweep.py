@@ -17,7 +17,7 @@ import numpy as np
 from fastprogress.fastprogress import progress_bar
 
 # %% ../nbs/08_sweep.ipynb #5c531596
-from .io import check_out_dir, first_line, int_list, read_json, write_json
+from .io import check_out_dir, first_line, int_list, read_json, whole, write_json
 from .datasets import check_data_dir, default_patch, image_size, resolve_dataset
 from .rf import pool_sequences, dilation_series
 from .runs import SEEDS, COLUMNS, RunSpec, collect, read_record
@@ -186,18 +186,20 @@ def _progress(items, progress, n):
     return progress_bar(items, total=n) if progress and n else items
 
 # %% ../nbs/08_sweep.ipynb #4119a22e
-def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None, progress=True, scheduler=None, stack=1):
-    "Run every run of `runs` not yet recorded in `out`, collecting `results.csv` as they finish; return the table"
+def _check_sweep(runs, engine, n_jobs, stack, scheduler):
+    "`(n_jobs, stack)` after checking the options of `run_sweep`, before anything is made"
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose 'papermill' or 'inline'")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive number of runs side by side, got {n_jobs!r}")
-    if isinstance(stack, bool) or not isinstance(stack, (int, np.integer)) or stack < 1:
-        raise ValueError(f"stack must be a positive number of runs trained as one module, got {stack!r}")
+    n_jobs, stack = whole(n_jobs, 'n_jobs (runs side by side)'), whole(stack, 'stack (runs trained as one module)')
     if stack > 1 and engine != 'inline':
         raise ValueError("stack trains several runs as one module in one process: use engine='inline' (--engine inline)")
     if scheduler is not None and n_jobs > 1:
         raise ValueError("n_jobs does not apply to a Dask cluster: each worker runs as many runs as its threads (dask worker --nthreads)")
     if not runs: raise ValueError("the grid holds no runs")
+    return n_jobs, stack
+
+def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None, progress=True, scheduler=None, stack=1):
+    "Run every run of `runs` not yet recorded in `out`, collecting `results.csv` as they finish; return the table"
+    n_jobs, stack = _check_sweep(runs, engine, n_jobs, stack, scheduler)
     out = check_out_dir(out, 'output folder')
     check_data_dir(data_dir)
     client = None if scheduler is None else dask_client(scheduler)  # an unreachable cluster fails before anything is made

@@ -163,7 +163,7 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'sweep-seeds-negative': ('sweep --out {w}/s --seeds -5', 'seeds must be integers >= 0, got [-5]'),
     'sweep-epochs-zero': ('sweep --out {w}/s --epochs 0', 'epochs must be an integer >= 1'),
     'sweep-preset': ('sweep --out {w}/s --preset huge', "unknown sweep preset 'huge'"),
-    'sweep-n_jobs': ('sweep --out {w}/s --n_jobs 0', 'n_jobs must be a positive number'),
+    'sweep-n_jobs': ('sweep --out {w}/s --n_jobs 0', 'n_jobs (runs side by side) must be an integer >= 1, got 0'),
     'sweep-data-missing': ('sweep --out {w}/s --data {w}/nodata', 'does not exist; create it, or leave out --data'),
     'sweep-out-file': ('sweep --out {w}/afile', 'afile is a file'),
     'sweep-json-damaged': ('sweep --out {w}/damagedsweep', 'damagedsweep/sweep.json is a damaged sweep description'),
