@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastprogress.fastprogress import progress_bar
-from .io import PIXEL_NM, atomic_write, check_out_dir, clear_stale, first_line, pixel_size, stale_temporaries, whole
+from .io import PIXEL_NM, atomic_write, check_finite, check_image, check_out_dir, clear_stale, first_line, pixel_size, stale_temporaries, whole
 from .preprocess import prepare
 from .fft import FRINGE_SPOTS, fringe_score
 from .shipped import pretrained, torch_device
@@ -23,14 +23,8 @@ from .particles import measure, plot_size_histogram
 
 # %% ../nbs/14_infer.ipynb #f2490efb
 def _check_frame(img, i=None):
-    "One frame as a finite 2D array, or a one-line error naming frame `i`"
-    img, where = np.asarray(img), '' if i is None else f'frame {i} '
-    if img.dtype.kind not in 'biuf': raise TypeError(f"{where}holds {img.dtype} values; give a numeric image")
-    if img.ndim != 2: raise ValueError(f"{where}has shape {img.shape}; give an image (H,W) or a stack (N,H,W)")
-    if min(img.shape) < 8: raise ValueError(f"{where}is {img.shape[0]}x{img.shape[1]} px; an image needs at least 8 px a side")
-    if img.dtype.kind == 'f' and not np.isfinite(img).all():
-        raise ValueError(f"{where}has {int((~np.isfinite(img)).sum())} NaN or infinite pixels; fill or crop them before segmenting")
-    return img
+    "One frame as a finite 2D array of at least 8 px a side, or `temrf.io`'s one-line error naming frame `i`"
+    return check_image(img, 'the image' if i is None else f'frame {i}', min_side=8)
 
 
 # %% ../nbs/14_infer.ipynb #ada7aab7
@@ -171,10 +165,8 @@ def _check_frames(m, stats=False):
     if min(H, W) < 8: raise ValueError(f"{m.path} is {H}x{W} px; temrf segments images of at least 8 px a side")
     for i, f in enumerate(frames):
         where = f"{m.path}{f' frame {i}' if stack else ''}"
-        bad = int(np.count_nonzero(~np.isfinite(f))) if f.dtype.kind == 'f' else 0
-        lo, hi = (None, None) if bad else (f.min(), f.max())
+        lo, hi = check_finite(f, where).min(), f.max()
         _release(m.data)
-        if bad: raise ValueError(f"{where} has {bad} NaN or infinite pixels; fill or crop them before segmenting")
         if lo == hi: raise ValueError(f"{where} is constant (every pixel {lo}): nothing to segment; remove it{' from the stack' if stack else ''}")
 
 # %% ../nbs/14_infer.ipynb #17790058

@@ -24,11 +24,12 @@ import skimage.io
 import tifffile
 
 # %% ../nbs/00_io.ipynb #2447c673
-def check_image(img, name='image'):
-    "Return `img` as an array after checking it is one finite numeric 2D image (`name` is used in errors)."
+def check_image(img, name='image', min_side=1):
+    "Return `img` as an array after checking it is one finite numeric 2D image of at least `min_side` px a side (`name` is used in errors)."
     img = np.asarray(img)
     if img.ndim != 2:
         raise ValueError(f"{name} must be one 2D image (H, W), got shape {img.shape}; pass a single image, e.g. images[0]")
+    if min(img.shape) < min_side: raise ValueError(f"{name} is {img.shape[0]}x{img.shape[1]} px; an image needs at least {min_side} px a side")
     return check_finite(img, name)
 
 # %% ../nbs/00_io.ipynb #8c761c3b

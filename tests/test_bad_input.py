@@ -184,7 +184,7 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'command-unknown': ('fit', "unknown command 'fit'"),
     'segment-unknown-type': ('segment {w}/notes.xyz --out {w}/seg', 'temrf cannot read .xyz files'),
     'segment-missing-file': ('segment {w}/gone.tif --out {w}/seg', 'gone.tif does not exist'),
-    'segment-nan': ('segment {w}/nanimg.npy --model lr-au --out {w}/seg', 'has 64 NaN or infinite pixels'),
+    'segment-nan': ('segment {w}/nanimg.npy --model lr-au --out {w}/seg', 'has 64 NaN/inf pixel(s)'),
     'segment-no-calibration': ('segment {w}/raw.npy --stats --out {w}/seg', 'raw.npy has no pixel calibration; give the pixel size with --pixel-size'),
     'segment-not-a-model': ('segment {w}/img.tif --model {w}/afile --out {w}/seg', 'neither a temrf model file nor a study checkpoint'),
     'segment-unknown-model': ('segment {w}/img.tif --model au-hr --out {w}/seg', "model 'au-hr' is neither a shipped model"),
