@@ -21,7 +21,7 @@ from .infer import segment
 
 # %% ../nbs/15_advice.ipynb #1fefc326
 def lattice_spacing(images, pixel_nm, crop=1024, max_nm=0.6):
-    "Spacing (nm, at most `max_nm`) of the strongest lattice fringes in `images` (H,W) or (N,H,W), or None"
+    "Spacing (nm) of the strongest lattice fringes in `images`, or None"
     x = np.asarray(images)
     x = x[None] if x.ndim == 2 else x
     n = min(crop, *x.shape[1:])
@@ -38,13 +38,13 @@ def lattice_spacing(images, pixel_nm, crop=1024, max_nm=0.6):
 HR_PIXEL_NM = 0.06  # pixels this fine resolve the lattice fringes of metals: a high-resolution image
 
 def _particles_of(mask, pixel_nm):
-    "(count, median ECD nm) of the particles in `mask` that the image edge does not cut"
+    "(count, median ECD nm) of the particles in `mask` off the edge"
     t = measure(mask, pixel_nm)
     t = t[~t.touches_edge] if len(t) else t
     return len(t), (float(t.ecd_nm.median()) if len(t) else float('nan'))
 
 def _frames_for_advice(images, max_frames=4, crop=2048):
-    "At most `max_frames` frames of `images`, centrally cropped to `crop` px: enough to measure, quick to segment"
+    "At most `max_frames` frames of `images`, cropped to `crop` px"
     x = np.asarray(images)
     x = x[None] if x.ndim == 2 else x
     if x.ndim != 3: raise ValueError(f"images have shape {x.shape}; give an image (H,W) or a stack (N,H,W)")
@@ -54,7 +54,7 @@ def _frames_for_advice(images, max_frames=4, crop=2048):
 
 # %% ../nbs/15_advice.ipynb #ef90a7ce
 def _advice_mask(x, labels, shape, regime, pixel_nm, model=None, progress=False):
-    "`(particle mask of frames x, where it came from)`: the user's `labels`, else the shipped model of the `regime`"
+    "(particle mask of frames `x`, its source): `labels` or a model"
     if labels is not None:
         mask, source = binary_labels(_frames_for_advice(labels)).astype(bool), 'your labels'
         if mask.shape != x.shape: raise ValueError(f"labels have shape {np.shape(labels)}, images {shape}: give one label per image pixel")
@@ -65,7 +65,7 @@ def _advice_mask(x, labels, shape, regime, pixel_nm, model=None, progress=False)
     return mask, source
 
 def suggest_rf(images, pixel_nm=None, labels=None, model=None, patch=512, progress=False):
-    "The RF (nm, px) that `images` at `pixel_nm` need, the architectures that reach it, and the reasons: a dict"
+    "The RF `images` need, the architectures reaching it, and why"
     images, pixel_nm = from_signal(images, pixel_nm)  # a HyperSpy signal's pixel size from its axes
     if labels is not None: labels = from_signal(labels)[0]
     pixel_nm = pixel_size(pixel_nm)
@@ -123,7 +123,7 @@ def _rf_parser(prog='temrf rf'):
 
 # %% ../nbs/15_advice.ipynb #5f501a69
 def _read_images(inputs, pixel_nm=None, resample=False):
-    "(stack, pixel_nm) of image files `inputs`, of one size, with the pixel size from `pixel_nm` or the files"
+    "(stack, pixel_nm) of image files `inputs`, of one size"
     ms = [read_micrograph(f, pixel_nm=pixel_nm, resample=resample) for f in inputs]
     px = {round(require_pixel_nm(m), 6) for m in ms}
     if len(px) > 1: raise ValueError(f"the files have different pixel sizes ({', '.join(map(str, sorted(px)))} nm): advise on one at a time")
@@ -132,7 +132,7 @@ def _read_images(inputs, pixel_nm=None, resample=False):
     return np.stack(frames), px.pop()
 
 def _patch_table(patch, pixel_nm=None):
-    "`rf_table` for `patch` px (`--patch`) after checking that the patch is >= 8 px and that an architecture fits it"
+    "`rf_table` for `patch` px, checked that an architecture fits"
     t = rf_table(whole(patch, '--patch (px)', 8), pixel_nm)
     if not (t.fits & t.divides).any():
         raise ValueError(f"--patch {patch}: no architecture fits and divides a {patch}-px patch "
@@ -140,14 +140,14 @@ def _patch_table(patch, pixel_nm=None):
     return t
 
 def _read_labels(file, images, pixel_nm, resample=False):
-    "The 0/1 labels in `file` (`--labels`), checked to be a 0/1 or 0/255 mask of the shape of `images`"
+    "The 0/1 labels in `file`, checked to match `images`"
     lab = _read_images([file], pixel_nm, resample)[0]
     if lab.shape != images.shape:
         raise ValueError(f"--labels {file} has shape {lab.shape}, the images {images.shape}; give one label per image pixel")
     return binary_labels(lab, f"--labels {file}")
 
 def rf_cmd(action, **kw):
-    "`temrf rf suggest|table|of`: print RF advice, the RF table, or one architecture's RF"
+    "Print RF advice for images, the RF table, or one architecture's RF"
     px = kw.get('pixel_nm')
     if action == 'suggest':
         _patch_table(kw.get('patch', 512))

@@ -30,18 +30,18 @@ from .datasets import get_splits
 
 # %% ../nbs/09_analysis.ipynb #91d12597
 def _arch_variant(arch):
-    "'pooling' (max, the study's), 'avg pooling' or 'dilation' for an architecture name, with ' k5' for kernel 5"
+    "Variant of architecture name `arch`: 'pooling', 'avg pooling', 'dilation'"
     try: a = Arch.parse(arch)
     except ValueError: return 'dilation' if '-d' in arch else 'pooling'
     v = 'dilation' if a.dilations else 'avg pooling' if a.pool == 'avg' else 'pooling'
     return v if a.kernel == 3 else f"{v} k{a.kernel}"
 
 def _variant(df):
-    "The variant of each row's architecture: 'pooling', 'avg pooling', 'dilation', with the kernel when not 3"
+    "The variant of each row's architecture, with the kernel if not 3"
     return np.array([_arch_variant(a) for a in df.arch.astype(str)], dtype=object)
 
 def summarize(df, ddof=1):
-    "Mean +- std (`ddof`) of the test hard dice over seeds per dataset x N x architecture, with RF, parameters and FFT dice"
+    "Mean +- std test dice over seeds per dataset x N x architecture"
     df = df.assign(variant=_variant(df))
     agg = dict(rf_px=('rf_px', 'first'), rf_nm=('rf_nm', 'first'), n_params=('n_params', 'first'),
                n_seeds=('seed', 'nunique'), dice_mean=('test_hard_dice', 'mean'),
@@ -66,18 +66,18 @@ PAPER_POINTS = pd.DataFrame([
 STAND_INS = {'hr-small': 'hr-5nm', 'lr-small': 'lr-20nm'}  # small simulated presets -> the paper's dataset
 
 def paper_dataset(name):
-    "The paper's dataset ('lr-20nm', 'hr-2.2nm', 'hr-5nm', 'hr-10nm') that dataset `name` stands for, else None"
+    "The paper's dataset that dataset `name` stands for, else None"
     if str(name) in STAND_INS: return STAND_INS[str(name)]
     m = re.search(r'(?<![\dp.])(20|10|5|2[.p]2)nm', Path(str(name)).name.lower())
     return None if m is None else {'20': 'lr-20nm', '10': 'hr-10nm', '5': 'hr-5nm'}.get(m[1], 'hr-2.2nm')
 
 # %% ../nbs/09_analysis.ipynb #cd4b2691
 def _paper_key(ds, paper=True):
-    "The paper's dataset drawn beside our dataset `ds`: by name when `paper` is True, from a dict `paper`, else None"
+    "The paper's dataset shown beside our dataset `ds`, or None"
     return paper.get(ds, paper_dataset(ds)) if isinstance(paper, dict) else paper_dataset(ds) if paper else None
 
 def paper_comparison(summary, paper=True):
-    "Our mean +- std beside `PAPER_POINTS` for the same architecture on the paper's dataset that ours stands for"
+    "Our mean +- std beside `PAPER_POINTS` for the same architecture"
     ours = summary.assign(paper_ds=[_paper_key(d, paper) for d in summary.dataset])
     ours = ours[ours.variant == 'pooling'][['paper_ds', 'arch', 'dataset', 'rf_nm', 'dice_mean', 'dice_std']]
     p = PAPER_POINTS[PAPER_POINTS.kind == 'mean'].rename(columns=dict(dataset='paper_ds'))
@@ -95,7 +95,7 @@ def _paper_on(ax, key):
 
 # %% ../nbs/09_analysis.ipynb #23bd904a
 def _dice_panel(ax, s, paper=True):
-    "Dice vs RF lines of one dataset's summary `s` on `ax`, FFT band, paper points when `paper`"
+    "Dice against RF of one dataset's summary `s` on `ax`"
     for (var, n), g in s.groupby(['variant', 'n_blocks']):
         kind = var.split(' k')[0]
         ms, ls = {'dilation': ('D', '--'), 'avg pooling': ('s', ':')}.get(kind, ('o', '-'))
@@ -111,7 +111,7 @@ def _dice_panel(ax, s, paper=True):
 
 # %% ../nbs/09_analysis.ipynb #c4c659d3
 def plot_dice_vs_rf(df, datasets=None, paper=True, figsize=(9, 3), title=None):
-    "Test hard dice vs RF (nm) of results `df` (or its summary), one panel per dataset, one line per N (Figs. 2c/d, 3, 4)"
+    "Test dice against RF (nm) of results `df`, a panel per dataset"
     if not isinstance(paper, (bool, dict)):
         raise TypeError(f"`paper` must be True/False or a dict of our dataset -> the paper's, got {paper!r}")
     s = df if 'dice_mean' in df else summarize(check_rf_dice(df, 'results `df`'))
@@ -133,7 +133,7 @@ def _dihedral_key(img):
     return min(hashlib.sha1(np.ascontiguousarray(t).tobytes()).hexdigest() for t in ts)
 
 def unique_dihedral(X):
-    "Indices of the first image of each dihedral group (rotations and flips of one patch) in stack `X`"
+    "Indices of the first image of each dihedral group in stack `X`"
     seen, keep = set(), []
     for i,img in enumerate(X):
         if (k := _dihedral_key(np.asarray(img))) not in seen: seen.add(k); keep.append(i)
@@ -141,7 +141,7 @@ def unique_dihedral(X):
 
 # %% ../nbs/09_analysis.ipynb #aba6e8d4
 def run_test_data(rec, n=None, unique=True, data_dir=None):
-    "Test patches `(X, Y)` of the dataset of record `rec` (first `n`, one per dihedral group when `unique`)"
+    "Test patches (X, Y) of the dataset of record `rec`"
     data_dir = rec.get('data_dir') or data_dir
     X, Y = get_splits(rec['dataset'], data_dir=data_dir, patch=rec.get('patch'), seed=int(rec.get('data_seed') or 0)).test
     idx = unique_dihedral(X) if unique else np.arange(len(X))
@@ -149,18 +149,18 @@ def run_test_data(rec, n=None, unique=True, data_dir=None):
 
 # %% ../nbs/09_analysis.ipynb #c6876fef
 def segment_patches(model, X, bs=8):
-    "Class-1 probability and hard prediction (uint8) of `model` on patches `X` (n,H,W)"
+    "Class-1 probability and hard prediction of `model` on patches `X`"
     p = predict(model, X, bs)
     return p, (p > 0.5).astype(np.uint8)
 
 # %% ../nbs/09_analysis.ipynb #80d73c75
 def _show(ax, img, title=None, cmap='gray', mask=False, **kw):
-    "Image (or 0/1 `mask`, drawn on a fixed 0..1 scale) on `ax` without ticks"
+    "Image (or 0/1 `mask`) on `ax` without ticks"
     ax.imshow(img, cmap=cmap, **(dict(vmin=0, vmax=1) if mask else {}), **kw); ax.set_xticks([]); ax.set_yticks([])
     if title: ax.set_title(title, fontsize=8)
 
 def plot_examples(X, Y, preds, rf_px, names, idx=(0,), figsize=None):
-    "Patches `X[idx]` with RF squares (`rf_px`), truth `Y` and each model's prediction in `preds` with its dice (Figs. 5, 6)"
+    "Patches `X[idx]` with RF squares, truth and each model's prediction"
     if not len(preds) == len(rf_px) == len(names): raise ValueError("give one prediction stack, RF and name per model")
     fig, axs = plt.subplots(len(idx), 2+len(preds), figsize=figsize or (9, 9/(2+len(preds))*len(idx)+0.4), squeeze=False)
     for r, i in enumerate(idx):
@@ -176,7 +176,7 @@ def plot_examples(X, Y, preds, rf_px, names, idx=(0,), figsize=None):
 
 # %% ../nbs/09_analysis.ipynb #a4280237
 def _runs(run_dirs):
-    "Models and records of `run_dirs`, checked to share one dataset and patch size"
+    "Models and records of `run_dirs`, sharing one dataset and patch"
     runs = [load_run(d) for d in run_dirs]
     if len({(r['dataset'], r.get('patch')) for _, r in runs}) > 1:
         raise ValueError("run folders come from different datasets or patch sizes: pass runs of one dataset")
@@ -186,7 +186,7 @@ def _name(rec): return f"{rec['arch']}, RF {float(rec['rf_nm']):.2g} nm"
 
 
 def examples_from_runs(run_dirs, n_images=2, data=None, data_dir=None):
-    "Fig. 5/6 for the models in `run_dirs` on `n_images` test patches (`data`: `(X, Y)`, default their test set)"
+    "Figs. 5/6 for the models in `run_dirs` on their test patches"
     models, recs = _runs(run_dirs)
     X, Y = data if data is not None else run_test_data(recs[0], n_images, data_dir=data_dir)
     preds = [segment_patches(m, X)[1] for m in models]
@@ -201,18 +201,18 @@ def missed_similarity(missed_a, missed_b, smooth=1.0):
 
 # %% ../nbs/09_analysis.ipynb #2d8ea4de
 def fft_predictions(X, r_in, r_out, sigma=9):
-    "Fourier-filtering baseline masks (uint8) of patches `X` with band `r_in`..`r_out` px and blur `sigma`"
+    "Fourier-filter baseline masks (uint8) of patches `X`"
     return np.stack([fourier_filter(x, r_in, r_out, sigma=sigma) for x in X]).astype(np.uint8)
 
 def missed_table(Y, fft_pred, preds, smooth=1.0):
-    "Per-patch dice of each network's missed map (`preds`: name -> predictions) with the FFT baseline's (Supp. Fig. S8)"
+    "Per-patch dice of each network's missed map with the FFT baseline's"
     ref = missed_map(fft_pred, Y)
     t = pd.DataFrame({n: missed_similarity(missed_map(p, Y), ref, smooth) for n, p in preds.items()})
     return t.assign(most_similar=t.idxmax(axis=1))
 
 # %% ../nbs/09_analysis.ipynb #43b2c12c
 def plot_missed(X, Y, fft_pred, preds, idx=(0,), figsize=None):
-    "Each patch of `X[idx]`, then the missed maps of the FFT baseline and of each network in `preds` (Fig. 7)"
+    "Patches `X[idx]` and the missed maps of FFT and each model (Fig. 7)"
     t = missed_table(Y, fft_pred, preds)
     cols = 2 + len(preds)
     fig, axs = plt.subplots(len(idx), cols, figsize=figsize or (9, 9/cols*len(idx)+0.4), squeeze=False)
@@ -228,14 +228,14 @@ def plot_missed(X, Y, fft_pred, preds, idx=(0,), figsize=None):
 
 # %% ../nbs/09_analysis.ipynb #9b5df2fa
 def fft_band(rec, size):
-    "The FFT band (r_in, r_out) px for result record `rec` on patches of `size` px: the Au fringes at its pixel size"
+    "FFT band (r_in, r_out) px for record `rec` on `size` px patches"
     px = float(rec['pixel_nm'])
     if 2*px*10 > min(AU_SPACINGS_A): raise ValueError(f"at {px} nm/px the Au fringes lie beyond Nyquist: "
                                                       "no FFT baseline for this dataset (use a high-resolution one)")
     return band_from_spacings(AU_SPACINGS_A, px, size)
 
 def missed_from_runs(run_dirs, n_images=16, data=None, show=2, data_dir=None):
-    "Missed-region similarity table (Supp. Fig. S8) and Fig. 7 for the models in `run_dirs` on `n_images` test patches"
+    "Supp. Fig. S8 table and Fig. 7 for the models in `run_dirs`"
     models, recs = _runs(run_dirs)
     X, Y = data if data is not None else run_test_data(recs[0], n_images, data_dir=data_dir)
     fft = fft_predictions(X, *fft_band(recs[0], X.shape[-1]))
@@ -244,7 +244,7 @@ def missed_from_runs(run_dirs, n_images=16, data=None, show=2, data_dir=None):
 
 # %% ../nbs/09_analysis.ipynb #176e47ac
 def grid_alignment(pred, period):
-    "Fraction of the boundary of hard prediction(s) `pred` on the grid of `period` px, over its chance value"
+    "Fraction of `pred`'s boundary on the `period` px grid, over chance"
     p = np.asarray(pred).astype(bool).reshape(-1, *np.shape(pred)[-2:])
     H, W = p.shape[1:]
     v, h = p[:, :, 1:] != p[:, :, :-1], p[:, 1:, :] != p[:, :-1, :]  # edges between columns j-1, j / rows i-1, i
@@ -259,13 +259,13 @@ def _zoom_window(diff, size):
     return [int(np.clip(ci - size//2, 0, n - size)) for ci, n in zip(c, diff.shape)]
 
 def edge_table(preds, Y, periods):
-    "Grid alignment at each of `periods` and mean hard dice of each stack in `preds` (name -> hard predictions), and of truth `Y`"
+    "Grid alignment at `periods` and mean dice of each of `preds`"
     rows = {**preds, 'truth': Y}
     return pd.DataFrame({**{f'grid {p} px': [grid_alignment(h, p) for h in rows.values()] for p in periods},
                          'hard_dice': [float(np.mean(mask_dice(h, Y))) for h in rows.values()]}, index=list(rows))
 
 def pool_vs_dilation(pooled, dilated, X, Y, idx=0, zoom=64, names=('max pooling', 'dilation'), figsize=(9, 2.2)):
-    "Fig. 8: predictions of `pooled` and `dilated` on `X[idx]`, their disagreement, a zoom, and their `edge_table`"
+    "Fig. 8: `pooled` against `dilated` predictions and `edge_table`"
     hp, hd = segment_patches(pooled, X)[1], segment_patches(dilated, X)[1]
     tab = edge_table(dict(zip(names, (hp, hd))), Y, sorted({pooled.arch.pools[0], dilated.arch.pools[0]}, reverse=True))
     a, b = hp[idx].astype(bool), hd[idx].astype(bool)
@@ -282,14 +282,14 @@ def pool_vs_dilation(pooled, dilated, X, Y, idx=0, zoom=64, names=('max pooling'
 
 # %% ../nbs/09_analysis.ipynb #7c61c116
 def pool_vs_dilation_from_runs(pooled_run, dilated_run, n_images=16, data=None, idx=0, data_dir=None):
-    "Fig. 8 from a pooled and a dilated run folder of one dataset, on `n_images` test patches"
+    "Fig. 8 from a pooled and a dilated run folder"
     (mp, md), recs = _runs([pooled_run, dilated_run])
     X, Y = data if data is not None else run_test_data(recs[0], n_images, data_dir=data_dir)
     return pool_vs_dilation(mp, md, X, Y, idx=idx, names=tuple(_name(r) for r in recs))
 
 # %% ../nbs/09_analysis.ipynb #cd32a007
 def pool_dilation_pair(df):
-    "Run folders (pooled, dilated) of closest RF in results `df` (same dataset, N, seed), or None"
+    "Run folders (pooled, dilated) of closest RF in `df`, or None"
     d = check_rf_dice(df, 'results `df`')[df.run_path.notna()].assign(variant=lambda x: _variant(x))
     pairs = d[d.variant == 'pooling'].merge(d[d.variant == 'dilation'], on=['dataset', 'n_blocks', 'seed'], suffixes=('_p', '_d'))
     if not len(pairs): return None
@@ -298,12 +298,12 @@ def pool_dilation_pair(df):
 
 # %% ../nbs/09_analysis.ipynb #6ffd460c
 def _fit_radius(model, size):
-    "The largest gradient-map radius of `model` (at most its support) whose window fits `size`-px patches"
+    "Largest gradient-map radius of `model` that fits `size` px patches"
     P = model.arch.step
     return max(0, min(support_radius(model), (size//P*P - P)//2))
 
 def plot_erf(maps, rf_px, names, mass=0.95, figsize=None):
-    "Gradient maps `maps` (log |grad|) with theoretical RF squares `rf_px` and the `mass` squares (Supp. Fig. S9)"
+    "Gradient `maps` with theoretical and `mass` RF squares (Fig. S9)"
     fig, axs = plt.subplots(1, len(maps), figsize=figsize or (9, 9/max(len(maps), 3)+0.5), squeeze=False)
     for ax, g, rf, n in zip(axs[0], maps, rf_px, names):
         H, W = g.shape; e = mass_side(g, mass)
@@ -316,7 +316,7 @@ def plot_erf(maps, rf_px, names, mass=0.95, figsize=None):
 
 # %% ../nbs/09_analysis.ipynb #8fc40ef4
 def erf_from_runs(run_dirs, n_images=4, data=None, mass=0.95, data_dir=None):
-    "Effective (`temrf.erf.gradient_map`) vs theoretical RF of the models in `run_dirs` on `n_images` test patches: table and Supp. Fig. S9"
+    "Effective against theoretical RF of the models in `run_dirs`"
     models, recs = _runs(run_dirs)
     X = (data if data is not None else run_test_data(recs[0], n_images, data_dir=data_dir))[0][:n_images]
     maps = [gradient_map(m, X, radius=_fit_radius(m, min(X.shape[-2:]))) for m in models]
@@ -335,7 +335,7 @@ def _md_table(df, floatfmt='.4g'):
 
 # %% ../nbs/09_analysis.ipynb #c110572b
 def three_rf_runs(df):
-    "Run folders of three N=2 pooled networks (smallest, middle, largest RF) of one dataset and seed in results `df`"
+    "Run folders of three N=2 pooled networks of one dataset in `df`"
     d = df[df.run_path.notna() & (df.n_blocks == 2)].assign(variant=lambda x: _variant(x))
     d = d[d.variant == 'pooling']
     if not len(d): return []
@@ -349,7 +349,7 @@ def _write_fig(fig, path, written):
     fig.savefig(path, dpi=100, bbox_inches='tight'); plt.close(fig); written.append(path)
 
 def _run_figures(df, out, written, data_dir=None):
-    "Figs. 5/6, 7, 8 and S9 from the run folders named in results `df`, written to `out`"
+    "Figs. 5/6, 7, 8 and S9 from the run folders of `df`, into `out`"
     runs = three_rf_runs(df)
     if not runs: print('no N=2 run folders with model.pth: figures from trained models skipped'); return
     X, Y = run_test_data(load_run(runs[0])[1], 16, data_dir=data_dir)
@@ -370,7 +370,7 @@ def _run_figures(df, out, written, data_dir=None):
 def _has_contrast(df): return 'contrast' in df and pd.to_numeric(df.contrast, errors='coerce').notna().any()
 
 def _contrast_md(df):
-    "The Markdown section on RF by particle contrast: per dataset, the gain from the smallest to the best RF"
+    "Markdown section on RF by particle contrast"
     if not _has_contrast(df): return []
     t = needed_rf_table(df[df.contrast.notna()])
     cols = ['dataset', 'contrast', 'fft_dice', 'smallest_rf_dice', 'best_rf_nm', 'best_dice', 'gain', 'needed_rf_nm']
@@ -378,7 +378,7 @@ def _contrast_md(df):
             'needed RF: the smallest RF within 0.01 of the best (`temrf.contrast_law`).', _md_table(t[cols])]
 
 def _summary_md(s, df, paper=True):
-    "The Markdown summary: our table, the RF by contrast where known, and the paper's numbers beside ours"
+    "Markdown summary: our table, RF by contrast, the paper's numbers"
     cols = [c for c in ('dataset', 'variant', 'n_blocks', 'arch', 'rf_px', 'rf_nm', 'n_params', 'n_seeds', 'dice_mean',
                         'dice_std', 'fft_mean') if c in s]
     cmp = paper_comparison(s, paper)
@@ -403,7 +403,7 @@ def report_cmd(
     paper:str=None, # which of the paper's datasets ours stand in for, when their names don't tell: 'my-data=hr-5nm'
     data:str=None, # folder of the study's HDF5 files, for runs on a dataset named after one (as `temrf train --data`)
 ):
-    "Write dice_vs_rf.png, summary.csv/.md and, from trained run folders, the map figures of the paper"
+    "Write the summary tables and figures of a sweep's results"
     df, paper = load_results(results), _parse_paper(paper)
     p = Path(results)
     out = check_out_dir(Path(out) if out else (p if p.is_dir() else p.parent)/'report', '--out')
@@ -419,7 +419,7 @@ def report_cmd(
     return out
 
 def _report_files(df, folder, paper, data):
-    "Write the report of results `df` into `folder`: the summary tables, the dice figures and the run figures; return the files"
+    "Write the report of results `df` into `folder`; its files"
     s, written = summarize(df), []
     s.to_csv(folder/'summary.csv', index=False); written.append(folder/'summary.csv')
     (folder/'summary.md').write_text(_summary_md(s, df, paper)); written.append(folder/'summary.md')

@@ -23,7 +23,7 @@ HELP = dict(simulate="simulate a TEM dataset (abTEM) in the study's HDF5 layout"
 
 # %% ../nbs/20_cli.ipynb #5cd921c9
 def get_command(name):
-    "The function behind subcommand `name` (a callable or a 'module:function' string in `COMMANDS`)"
+    "The function behind subcommand `name` in `COMMANDS`"
     if name not in COMMANDS: raise ValueError(f"unknown command {name!r}; choose one of: {', '.join(COMMANDS)}")
     f = COMMANDS[name]
     if callable(f): return f
@@ -48,11 +48,11 @@ def _message(e):
 
 # %% ../nbs/20_cli.ipynb #f7838306
 class Terminated(KeyboardInterrupt):
-    "SIGTERM, raised like Ctrl-C so that every `finally` and context manager on the way out runs"
+    "SIGTERM, raised like Ctrl-C"
 
 @contextlib.contextmanager
 def _terminate_as_interrupt():
-    "While inside, SIGTERM raises `Terminated` (in the main thread; elsewhere nothing changes)"
+    "While inside, SIGTERM raises `Terminated` in the main thread"
     if threading.current_thread() is not threading.main_thread(): yield; return
     def handler(signum, frame): raise Terminated()
     old = signal.signal(signal.SIGTERM, handler)
@@ -60,7 +60,7 @@ def _terminate_as_interrupt():
     finally: signal.signal(signal.SIGTERM, old)
 
 def main(argv=None):
-    "Run `temrf <command> [options]` with `argv` (default: `sys.argv[1:]`); returns the exit status"
+    "Run `temrf <command> [options]` with `argv`; the exit status"
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h', '--help'): print(_usage()); return 0
     if argv[0] == '--version':

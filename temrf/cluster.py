@@ -16,7 +16,7 @@ from .runs import collect
 CONNECT_TIMEOUT = 10  # seconds to wait for a Dask scheduler's answer, and for its first worker
 
 def _scheduler_address(scheduler):
-    "`scheduler` as a full address ('HOST' and 'HOST:PORT' are TCP; 8786 is Dask's port), and why a TCP one is unreachable"
+    "`scheduler` as a full address, and why a TCP one is unreachable"
     from distributed.comm import parse_address
     from distributed.comm.addressing import parse_host_port
     from distributed.comm.registry import backends
@@ -31,7 +31,7 @@ def _scheduler_address(scheduler):
     return f'tcp://{host}:{port}', why
 
 def _dask_greeting(sock, timeout=3):
-    "None if the peer on `sock` greets as a Dask scheduler does (a framed message, unasked), else why not"
+    "None if the peer on `sock` greets as a Dask scheduler, else why"
     sock.settimeout(timeout)
     head = b''
     try:
@@ -45,7 +45,7 @@ def _dask_greeting(sock, timeout=3):
     return None if 0 < n < 1000 and size < 2**24 else 'a server listens there but does not speak the Dask protocol; is the port right (Dask: 8786)?'
 
 def dask_client(scheduler):
-    "A `distributed.Client` of the Dask scheduler at address `scheduler` (e.g. 'tcp://HOST:8786'); a `Client` as it is"
+    "A `distributed.Client` of the scheduler at address `scheduler`"
     try: from distributed import Client
     except ImportError: raise ImportError("sweeps on a Dask cluster need distributed: pip install 'temrf[cluster]'") from None
     if isinstance(scheduler, Client): return scheduler
@@ -60,13 +60,13 @@ def dask_client(scheduler):
 
 # %% ../nbs/07c_cluster.ipynb #9cf9b316
 def _worker_misses(out, files):
-    "On a worker: the first of the output folder (or its nearest existing parent, writable) and `files` it cannot reach"
+    "On a worker: the first of `out` and `files` it cannot reach"
     where = next(p for p in [Path(out), *Path(out).parents] if p.exists())
     if not (where.is_dir() and os.access(where, os.W_OK)): return out
     return next((f for f in files if not os.path.isfile(f)), None)
 
 def check_workers(client, out, data):
-    "Check that the cluster of `client` has workers that run temrf and reach `out` and the files of `data` (`prepare_data`)"
+    "Check `client`'s workers run temrf and reach `out` and `data`"
     addr = client.scheduler.address
     rel = [d['dataset'] for d in data.values() if d['origin'] == 'folder' and not Path(d['dataset']).expanduser().is_absolute()
            and Path(d['dataset']).expanduser().is_dir()]
@@ -83,7 +83,7 @@ def check_workers(client, out, data):
                                          "(--data) on a filesystem every worker mounts at the same path")
 
 def run_on_cluster(client, task, groups, out, data_dir, engine, failed, progress=True):
-    "Submit `task(group, out, data_dir, engine)` for each of `groups` to the cluster of `client`; collect `results.csv` as they finish; failures in `failed`"
+    "Run `task` for each of `groups` on `client`; collect results"
     from distributed import as_completed as finished
     out, data_dir = str(Path(out).resolve()), None if data_dir is None else str(Path(data_dir).resolve())
     tag = uuid.uuid4().hex[:8]

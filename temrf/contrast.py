@@ -10,7 +10,7 @@ import numpy as np
 
 # %% ../nbs/02b_contrast.ipynb #deb540de
 def contrast_figure(images, labels, max_pixels=2**22):
-    "Median standardized intensity of particle pixels minus that of background pixels (Fig. 3 histograms)."
+    "Median standardized particle minus background pixel (Fig. 3)"
     images, labels = np.asarray(images), np.asarray(labels)
     step = max(1, int(np.sqrt(images.size/max_pixels)))
     x, y = images[:, ::step, ::step].astype(np.float32), labels[:, ::step, ::step].astype(bool)

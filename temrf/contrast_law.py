@@ -21,7 +21,7 @@ from .runs import check_rf_dice
 RESULTS = Path(temrf.__file__).parent/'results'  # the experiment's tables, shipped with temrf
 
 def load_contrast(path=None):
-    "The contrast experiment's table (`temrf/results/contrast.csv`, or `path`): one row per run, with its `contrast`"
+    "The contrast experiment's table: one row per run, with `contrast`"
     path = Path(path) if path else RESULTS/'contrast.csv'
     if not path.exists(): raise FileNotFoundError(f"{path} not found; give the contrast experiment's results table")
     df = pd.read_csv(path)
@@ -31,14 +31,14 @@ def load_contrast(path=None):
 
 # %% ../nbs/08a_contrast_law.ipynb #225363ae
 def rf_curves(df):
-    "Mean and std (over seeds) of the test hard dice per dataset and RF, with the dataset's contrast and FFT dice"
+    "Mean and std test dice per dataset and RF, with contrast and FFT"
     g = df.groupby(['dataset', 'rf_nm'])
     return g.agg(contrast=('contrast', 'first'), arch=('arch', 'first'), dice_mean=('test_hard_dice', 'mean'),
                  dice_std=('test_hard_dice', 'std'), n_seeds=('seed', 'nunique'), fft_dice=('fft_dice', 'mean')).reset_index()
 
 # %% ../nbs/08a_contrast_law.ipynb #1f0264cc
 def needed_rf_table(df, tol=0.01):
-    "Per dataset: contrast, best RF and dice, and the needed RF (smallest RF within `tol` of the best mean dice)"
+    "Per dataset: contrast, best RF and dice, and the needed RF"
     rows = []
     for ds, c in rf_curves(df).groupby('dataset', sort=False):
         c = c.sort_values('rf_nm')
@@ -51,7 +51,7 @@ def needed_rf_table(df, tol=0.01):
 
 # %% ../nbs/08a_contrast_law.ipynb #7ed50c9e
 def fit_needed_rf(table):
-    "Power law `needed_rf_nm = a * |contrast|**b` fitted in log-log to `table`; returns dict(a, b, spearman, p)"
+    "Power law `needed_rf_nm = a*|contrast|**b` fitted to `table`"
     x, y = np.log(table.abs_contrast.to_numpy(float)), np.log(table.needed_rf_nm.to_numpy(float))
     if len(x) < 2: raise ValueError("the relation needs at least two contrast levels")
     b, loga = np.polyfit(x, y, 1)
@@ -69,7 +69,7 @@ def _stored_fit(tol):
     return _fit_range(needed_rf_table(load_contrast(), tol))
 
 def needed_rf(contrast, df=None, tol=0.01):
-    "The RF (nm) a dataset of particle `contrast` (Fig. 3 measure) needs, from the stored contrast experiment (or `df`)"
+    "The RF (nm) a dataset of particle `contrast` needs"
     c = np.abs(np.asarray(contrast, dtype=float))
     if not np.all(np.isfinite(c)) or np.any(c == 0): raise ValueError(f"contrast must be a non-zero number (the Fig. 3 measure), got {contrast!r}")
     f, lo, hi = _stored_fit(tol) if df is None else _fit_range(needed_rf_table(df, tol))
@@ -78,7 +78,7 @@ def needed_rf(contrast, df=None, tol=0.01):
 
 # %% ../nbs/08a_contrast_law.ipynb #3b9c4ea8
 def plot_needed_rf(table, fit=None, ax=None):
-    "Needed RF (nm) against |contrast| per level of `table`, with the fitted power law"
+    "Needed RF (nm) against |contrast| of `table`, with the fit"
     import matplotlib.pyplot as plt
     fit = fit or fit_needed_rf(table)
     ax = ax or plt.subplots(figsize=(4.2, 3.2))[1]
@@ -96,7 +96,7 @@ def plot_needed_rf(table, fit=None, ax=None):
 
 # %% ../nbs/08a_contrast_law.ipynb #77971f30
 def plot_rf_curves(df, ax=None, title=None):
-    "Dice vs RF (nm) per dataset of results `df` (with `contrast`), error bars over seeds, FFT baseline dashed"
+    "Dice against RF (nm) per dataset of `df`, FFT baseline dashed"
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, NullFormatter
     c = rf_curves(check_rf_dice(df, 'results `df`'))  # a log axis: receptive fields must be > 0 nm

@@ -25,7 +25,7 @@ STUDY_FILES = {'lr-20nm': 'Au_20nm_87kx_16e', 'hr-2.2nm': 'Au_2p2nm_330kx_423e',
 
 # %% ../nbs/06a_datasets.ipynb #5cd02249
 def find_pair(folder, stem='*'):
-    "The `(images_file, labels_file)` pair `<stem>_Images.h5`/`<stem>_Labels.h5` in `folder`"
+    "The (images_file, labels_file) pair `<stem>_Images.h5` in `folder`"
     folder = Path(folder)
     if folder.is_file(): raise NotADirectoryError(f"{folder} is a file; give the folder that holds <name>_Images.h5 and <name>_Labels.h5")
     if not folder.is_dir(): raise FileNotFoundError(f"data folder {str(folder)!r} does not exist")
@@ -39,7 +39,7 @@ def find_pair(folder, stem='*'):
 
 # %% ../nbs/06a_datasets.ipynb #bf460334
 def toy_pair(folder, n_images=5, size=128, seed=0, noise=1.0, pixel_nm=PIXEL_NM['hr'], overwrite=False):
-    "Write `n_images` synthetic `size`-px HR images of fringed disks (and labels) to `folder`; return the file pair"
+    "Write a small synthetic HR image/label pair to `folder`; its files"
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
     period = AU_SPACINGS_A[0]/10/pixel_nm  # fringe period in px
@@ -57,14 +57,14 @@ def toy_pair(folder, n_images=5, size=128, seed=0, noise=1.0, pixel_nm=PIXEL_NM[
 
 # %% ../nbs/06a_datasets.ipynb #4574cb9c
 def _kind_pixel(images_file, attrs):
-    "Kind ('hr'/'lr') and pixel size (nm) of a dataset from the `attrs` or name of its `images_file`"
+    "Kind ('hr'/'lr') and pixel size (nm) of a dataset's `images_file`"
     kind = attrs.get('kind', 'lr' if '87kx' in Path(images_file).name else 'hr')
     if kind not in PIXEL_NM: kind = 'lr' if str(kind).lower().startswith('l') else 'hr'
     return kind, float(attrs.get('pixel_nm', PIXEL_NM[kind]))
 
 # %% ../nbs/06a_datasets.ipynb #29ee86c3
 def check_data_dir(data_dir):
-    "`data_dir` as a `Path` (None stays None) after checking that it is an existing folder"
+    "`data_dir` as a `Path` (None kept), checked to be a folder"
     if data_dir is None or data_dir == '': return None
     d = Path(data_dir).expanduser()
     if d.is_file(): raise NotADirectoryError(f"data folder {str(d)!r} is a file; give a folder (--data)")
@@ -74,7 +74,7 @@ def check_data_dir(data_dir):
 
 # %% ../nbs/06a_datasets.ipynb #eeee5280
 def _where(name, d):
-    "('folder'|'study'|'preset', folder or preset name) for dataset `name` with data folder `d`, without reading data"
+    "('folder'|'study'|'preset', where) for dataset `name`, unread"
     p = Path(name).expanduser()
     if p.is_file(): raise NotADirectoryError(f"dataset {name!r} is a file; give the folder that holds <name>_Images.h5 and <name>_Labels.h5")
     cands = [q for q in [p] + ([d/name] if d else []) if q.is_dir()]
@@ -88,7 +88,7 @@ def _where(name, d):
 
 # %% ../nbs/06a_datasets.ipynb #11c33eb2
 def resolve_dataset(dataset, data_dir=None):
-    "Files, kind, pixel size and origin of `dataset` (a `temrf.sim` preset, or a folder; study files in `data_dir`)"
+    "Files, kind, pixel size and origin of `dataset`"
     name, d = str(dataset), check_data_dir(data_dir)
     origin, where = _where(name, d)
     if origin == 'folder': files = find_pair(where)
@@ -102,7 +102,7 @@ def resolve_dataset(dataset, data_dir=None):
 
 # %% ../nbs/06a_datasets.ipynb #c8d15aee
 def image_size(dataset, data_dir=None):
-    "Smallest side (px) of the images of `dataset`, from the file header or the preset, without loading or simulating"
+    "Smallest side (px) of the images of `dataset`, without loading them"
     name, d = str(dataset), check_data_dir(data_dir)
     origin, where = _where(name, d)
     if origin == 'preset':
@@ -114,25 +114,25 @@ def image_size(dataset, data_dir=None):
 
 # %% ../nbs/06a_datasets.ipynb #8fee0672
 def default_patch(size, patch=None):
-    "The patch size (px) used for images of `size` px: `patch`, else the image size up to the study's 512"
+    "Patch size (px) for `size` px images: `patch`, else up to 512"
     patch = int(patch or min(512, size))
     if patch > size: raise ValueError(f"patch {patch} px is larger than the {size}-px images; choose a smaller --patch")
     return patch
 
 # %% ../nbs/06a_datasets.ipynb #09986969
 def dataset_contrast(info, images, labels):
-    "Particle contrast (Fig. 3 measure) the simulator stored in `info`, else measured on `images`, `labels`"
+    "Particle contrast (Fig. 3) stored in `info`, else measured"
     c = info.get('contrast')
     return round(float(c if c is not None else contrast_figure(images, labels)), 4)
 
 # %% ../nbs/06a_datasets.ipynb #6a11b00c
 def min_particle_pixels(patch):
-    "Particle pixels a `patch`-px patch needs to be kept for training: the study's 400 of 512x512, scaled by area"
+    "Particle pixels a `patch` px patch needs: 400 of 512x512, scaled"
     return max(1, round(400*(patch/512)**2))
 
 # %% ../nbs/06a_datasets.ipynb #df8a14fa
 def splits_of(info, patch=None, seed=0):
-    "The study's `Splits` of the dataset described by `info` (from `resolve_dataset`), `patch`-px patches, data `seed`"
+    "The study's `Splits` of the dataset `info`, in `patch` px patches"
     images, labels = load_h5_pair(info['images_file'], info['labels_file'])
     info['contrast'] = dataset_contrast(info, images, labels)
     patch = default_patch(min(images.shape[1:]), patch)
@@ -141,5 +141,5 @@ def splits_of(info, patch=None, seed=0):
 
 # %% ../nbs/06a_datasets.ipynb #60ed0fd9
 def get_splits(dataset, data_dir=None, patch=None, seed=0):
-    "Train/valid/test `Splits` of `dataset` (preset name or folder) in `patch`-px patches, shuffled with `seed`"
+    "Train/valid/test `Splits` of `dataset` in `patch` px patches"
     return splits_of(resolve_dataset(dataset, data_dir), patch=patch, seed=seed)

@@ -37,12 +37,12 @@ def _radius(arch):
     return int(R)
 
 def support_radius(model):
-    "Largest offset (px) between an output pixel of `model` and an input pixel that reaches it"
+    "Largest offset (px) from an output pixel of `model` to its support"
     return _radius(model.arch)
 
 # %% ../nbs/04a_erf.ipynb #f78a74c9
 def window_px(model, radius=None):
-    "Crop side (px, a multiple of the pools' product) that holds a `radius` px map around its point"
+    "Crop side (px) on the pooling grid that holds a `radius` px map"
     P, R = model.arch.step, support_radius(model) if radius is None else radius
     return math.ceil((2*R + P)/P)*P
 
@@ -58,7 +58,7 @@ def _origins(pts, R, P): return (pts[:, 1:] - R)//P*P   # crop corners on the po
 
 # %% ../nbs/04a_erf.ipynb #0eb178d1
 def _points(shape, R, W, P, points=None, n_points=8, seed=0):
-    "(K,3) int array of (image, row, col): the given `points` checked, or `n_points` random ones per image"
+    "(K,3) int array of (image, row, col): checked `points` or random"
     N, H, Wd = shape
     if min(H, Wd) < W: raise ValueError(f"images are {H}x{Wd} px but this model needs a {W} px window: give images of at least {W} px a side")
     if points is None:
@@ -74,13 +74,13 @@ def _points(shape, R, W, P, points=None, n_points=8, seed=0):
 
 # %% ../nbs/04a_erf.ipynb #3a6c32c2
 def _crops(x, pts, R, W, P, dtype, device):
-    "Crops (K,1,W,W) of `x` around `pts` on the pooling grid, and the (K,2) position of each point in its crop"
+    "Crops (K,1,W,W) of `x` around `pts`, and each point's place in its crop"
     o = _origins(pts, R, P)
     crops = np.stack([x[n, r:r+W, c:c+W] for n,(r,c) in zip(pts[:, 0], o)])
     return torch.as_tensor(crops[:, None], dtype=dtype, device=device), pts[:, 1:] - o
 
 def _value(m, x, loc, target='logit'):
-    "Class-1 `target` ('logit' or 'prob') of `m` on crops `x` (K,1,W,W) at pixels `loc` (K,2)"
+    "Class-1 `target` of `m` on crops `x` at pixels `loc`"
     k, (r, c) = torch.arange(len(x), device=x.device), torch.as_tensor(loc, device=x.device).T
     out = m(x)[k, :, r, c]
     if target == 'logit': return out[:, 1]
@@ -93,7 +93,7 @@ def _eval_copy(model, dtype):
 
 # %% ../nbs/04a_erf.ipynb #48112664
 def gradient_map(model, images, points=None, n_points=8, radius=None, target='logit', bs=8, seed=0, dtype=torch.float64):
-    "Mean |gradient| of the class-1 `target` at `points` w.r.t. the input, aligned on them: a (2R+1,2R+1) map"
+    "Mean |gradient| of the class-1 `target` around `points`"
     m, x, P = _eval_copy(model, dtype), _images(images), model.arch.step
     R = support_radius(model) if radius is None else int(radius)
     W = window_px(model, R)
@@ -109,7 +109,7 @@ def gradient_map(model, images, points=None, n_points=8, radius=None, target='lo
 
 # %% ../nbs/04a_erf.ipynb #f5d8616d
 def mass_side(gmap, frac=0.95):
-    "Side (px) of the centred square holding `frac` of the mass of `gmap` (2R+1,2R+1), linear between odd sides"
+    "Side (px) of the centred square holding `frac` of `gmap`'s mass"
     R = gmap.shape[0]//2
     mass = np.array([gmap[R-k:R+k+1, R-k:R+k+1].sum() for k in range(R + 1)])
     if not mass[-1] > 0: raise ValueError("the gradient map is zero everywhere: the network does not depend on its input there")
@@ -120,12 +120,12 @@ def mass_side(gmap, frac=0.95):
 # %% ../nbs/04a_erf.ipynb #a0abf590
 @delegates(gradient_map)
 def gradient_rf(model, images, frac=0.95, **kwargs):
-    "Effective RF (px): the side of the centred square holding `frac` of `gradient_map`'s mass (Luo et al. 2016)"
+    "Effective RF (px): side holding `frac` of `gradient_map`'s mass"
     return mass_side(gradient_map(model, images, **kwargs), frac)
 
 # %% ../nbs/04a_erf.ipynb #f9e0575a
 def _occluder(model, images, points=None, n_points=8, bs=8, seed=0, dtype=torch.float64):
-    "Function of an odd side `w`: the mean |change| of the class-1 probability when the input outside `w` is 0"
+    "Function of odd side `w`: mean |change| of p with input outside 0"
     m, x, P, R = _eval_copy(model, dtype), _images(images), model.arch.step, support_radius(model)
     W = window_px(model, R)
     pts = _points(x.shape, R, W, P, points, n_points, seed)
@@ -145,14 +145,14 @@ def _occluder(model, images, points=None, n_points=8, bs=8, seed=0, dtype=torch.
 
 @delegates(_occluder)
 def occlusion_change(model, images, widths, **kwargs):
-    "Mean |change| of the class-1 probability when the input outside each odd side in `widths` is 0"
+    "Mean |change| of class-1 probability for each side in `widths`"
     f = _occluder(model, images, **kwargs)
     return np.array([f(w) for w in widths])
 
 # %% ../nbs/04a_erf.ipynb #8429b9d8
 @delegates(_occluder)
 def occlusion_rf(model, images, tol=0.01, **kwargs):
-    "Smallest odd side (px) of a centred window outside which zeros move the class-1 probability by < `tol`"
+    "Smallest odd window side whose occlusion changes p by < `tol`"
     if not tol > 0: raise ValueError(f"tol must be a positive change of probability, got {tol!r}")
     f, lo, hi = _occluder(model, images, **kwargs), -1, support_radius(model)
     while hi - lo > 1:                                   # invariant: f(2*hi+1) < tol <= f(2*lo+1), lo = -1 meaning no input
@@ -164,7 +164,7 @@ def occlusion_rf(model, images, tol=0.01, **kwargs):
 # %% ../nbs/04a_erf.ipynb #eed603f8
 @delegates(_occluder)
 def effective_rf_table(models, images, pixel_nm, frac=0.95, tol=0.01, **kwargs):
-    "Theoretical (eq. (1)), gradient and occlusion RF (px and nm) of each of `models` {name: ResUNet}"
+    "Theoretical, gradient and occlusion RF (px, nm) of each of `models`"
     per = lambda v, k: v[k] if isinstance(v, dict) else v
     rows = []
     for name,m in progress_bar(list(models.items()), leave=False):
@@ -176,7 +176,7 @@ def effective_rf_table(models, images, pixel_nm, frac=0.95, tol=0.01, **kwargs):
 
 # %% ../nbs/04a_erf.ipynb #624e3b2b
 def plot_effective_rf(table, ax=None):
-    "Gradient and occlusion RF against eq. (1)'s RF (nm) of each model of `table`, with y = x"
+    "Gradient and occlusion RF of `table` against eq. (1)'s, in nm"
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogLocator, NullFormatter
     if ax is None: _, ax = plt.subplots(figsize=(4, 4))

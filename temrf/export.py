@@ -15,46 +15,46 @@ import torch
 import temrf
 from .infer import halo_px, segment
 from .shipped import SHIPPED, pretrained
-from .io import check_out_dir
+from .io import PIXEL_NM, check_out_dir
 from .model import Arch, ResUNet
 from .preprocess import XRAY_THRESHOLD
 from .sim import simulate_dataset
 
 # %% ../nbs/17_export.ipynb #e849a4c2
 class ProbabilityNet(ResUNet):
-    "A `ResUNet` returning the particle (class 1) probability (B,1,H,W): the softmax inside the network"
+    "A `ResUNet` returning the particle probability (B,1,H,W)"
     def __init__(self, n_blocks, pools, dilations=None, filters=4, n_classes=2, pool='max', kernel=3):  # a weights file's `config`: the package's kwargs
         super().__init__(Arch(pools, dilations, pool, kernel, n_blocks), filters, n_classes)
     def forward(self, x): return torch.softmax(self._unet(x), 1)[:, 1:]
 
 def probability_net(model):
-    "`model` (a ResUNet) as a `ProbabilityNet` with its weights, in eval mode on the CPU"
+    "`model` as a `ProbabilityNet` with its weights, eval, on the CPU"
     net = ProbabilityNet(**model.config)
     net.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
     return net.eval()
 
 # %% ../nbs/17_export.ipynb #c1894de6
 def package_grid(model):
-    "Size `step`, output `halo` and smallest tile `min` (px) of `model`'s package"
+    "Size `step`, output `halo` and smallest tile `min` (px) of `model`"
     step, halo = model.arch.step, halo_px(model)
     return dict(step=step, halo=halo, min=2*halo + step)
 
 # %% ../nbs/17_export.ipynb #9792c092
 def exact_tile_size(grid, pixel_nm, at_least):
-    "Smallest valid tile side >= `at_least` px on `grid` whose spec size check at `pixel_nm` is exact"
+    "Smallest tile side >= `at_least` px whose spec size check is exact"
     n = max(grid['min'], grid['min'] + math.ceil((at_least - grid['min'])/grid['step'])*grid['step'])
     while pixel_nm and n*pixel_nm/pixel_nm != n: n += grid['step']
     return n
 
 def exact_min(grid, pixel_nm, k=3):
-    "`grid` with its smallest tile raised until that tile and the next `k`-1 sizes pass the spec's size check at `pixel_nm`"
+    "`grid` with its smallest tile raised to pass the spec's size check"
     n, s = grid['min'], grid['step']
     while pixel_nm and any((n + i*s)*pixel_nm/pixel_nm != n + i*s for i in range(k)): n += s
     return dict(grid, min=n)
 
 # %% ../nbs/17_export.ipynb #fcbb3c3f
 def sample_field(kind, pixel_nm, size, seed=0):
-    "A simulated `kind` field (raw counts, float32), its labels and a note, at `pixel_nm` nm, `size` px"
+    "A simulated `kind` field (raw counts), its labels and a note"
     d = dict(hr=2.2, lr=12.)[kind]
     try: img, lbl, _ = simulate_dataset(kind, diameter_nm=d, n_images=1, size=size, seed=seed, pixel_nm=pixel_nm)
     except ImportError:  # no abTEM: an amplitude-contrast field at the same pixel size
@@ -65,7 +65,7 @@ def sample_field(kind, pixel_nm, size, seed=0):
 
 # %% ../nbs/17_export.ipynb #c09f4067
 def make_test_tensors(model, image, pixel_nm):
-    "Test input (`image` as float32) and output (temrf's class-1 probabilities), both (1,1,H,W)"
+    "Test input `image` and temrf's probabilities, both (1,1,H,W)"
     p = segment(model, image, pixel_nm=pixel_nm, progress=False)
     return np.asarray(image, np.float32)[None, None], p[None, None]
 
@@ -74,7 +74,7 @@ WEIGHTS = dict(pytorch_state_dict='weights.pt', torchscript='weights_torchscript
 OPSET = 17
 
 def write_weights(model, folder):
-    "Write `model`'s class-1 network into `folder` as a state dict, TorchScript and ONNX (`WEIGHTS`)"
+    "Write `model`'s probability net as state dict, TorchScript, ONNX"
     folder, net = Path(folder), probability_net(model)
     x, dyn = torch.zeros(1, 1, *(2*[package_grid(model)['step']])), {0: 'batch', 2: 'y', 3: 'x'}
     torch.save(net.state_dict(), folder/WEIGHTS['pytorch_state_dict'])
@@ -86,7 +86,7 @@ def write_weights(model, folder):
 
 # %% ../nbs/17_export.ipynb #ead023c0
 def cover_figure(image, prob, title=''):
-    "Figure (2:1): `image` in grey, and again with the outline of `prob` > 0.5"
+    "Figure (2:1): `image` in grey, and with the outline of `prob`"
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no display needed
     fig = Figure(figsize=(6, 3), dpi=100)
     axs = fig.subplots(1, 2)
@@ -155,7 +155,7 @@ def _about(model, name):
     return f"a residual UNet trained with temrf (`{name}`)."
 
 def readme(model, name, pixel_nm, grid, note):
-    "The package's documentation (markdown) for `model` called `name` at `pixel_nm` nm"
+    "The package's documentation (markdown) for `model`"
     c, kind, rf = model.config, model.info.get('kind') or 'hr', model.arch.rf
     px = f"{pixel_nm:g} nm" if pixel_nm else 'an unrecorded pixel size'
     return _README.format(name=name, about=_about(model, name), c=c, rf=rf, rf_nm=f" ({rf*pixel_nm:.2f} nm)" if pixel_nm else '',
@@ -164,7 +164,7 @@ def readme(model, name, pixel_nm, grid, note):
 
 # %% ../nbs/17_export.ipynb #d7c0897e
 def _space(pixel_nm, **size):
-    "The y and x axes at `pixel_nm` nm (no unit when unknown), with `size` (and halo)"
+    "The y and x axes at `pixel_nm` nm, with `size` (and halo)"
     cal = dict(scale=pixel_nm, unit='nanometer') if pixel_nm else {}
     return [dict(type='space', id=a, **cal, **{k: v(a) if callable(v) else v for k, v in size.items()}) for a in 'yx']
 
@@ -191,7 +191,7 @@ def _weights(model):
                 onnx=dict(source=WEIGHTS['onnx'], opset_version=OPSET, parent='pytorch_state_dict'))
 
 def rdf(model, name, pixel_nm):
-    "The Model Zoo description (a dict for rdf.yaml, format 0.5) of `model`'s package"
+    "The Model Zoo description (rdf.yaml) of `model`'s package"
     ins, outs = _tensors(exact_min(package_grid(model), pixel_nm), pixel_nm)
     tags = ['tem', 'electron-microscopy', 'nanoparticles', 'semantic-segmentation', 'unet', 'pytorch', '2d', 'temrf']
     return dict(type='model', format_version='0.5.4', name=f"temrf {name}", version=temrf.__version__,
@@ -207,7 +207,7 @@ def _is_package(p):
     with zipfile.ZipFile(p) as z: return any(n in z.namelist() for n in ('rdf.yaml', 'bioimageio.yaml'))
 
 def _check_target(out, overwrite):
-    "`out` (a folder or a .zip), refused before any work if it holds an earlier package (unless `overwrite`) or other files"
+    "`out`, refused if it holds other files or an earlier package"
     out = Path(out)
     check_out_dir(out.parent if out.suffix == '.zip' else out, 'export folder')
     if not out.exists() or (out.is_dir() and not any(out.iterdir())): return out
@@ -219,10 +219,10 @@ def _check_target(out, overwrite):
 
 # %% ../nbs/17_export.ipynb #f0878651
 def _write_files(model, folder, name, pixel_nm, seed=0):
-    "Weights, test and sample tensors, cover and documentation of `model`'s package, into `folder`"
+    "Weights, tensors, cover and documentation of the package"
     import tifffile
     grid, kind = package_grid(model), model.info.get('kind') or 'hr'
-    img, _, note = sample_field(kind, pixel_nm or dict(hr=0.0215, lr=0.1243)[kind], exact_tile_size(grid, pixel_nm, dict(hr=352, lr=256)[kind]), seed)
+    img, _, note = sample_field(kind, pixel_nm or PIXEL_NM[kind], exact_tile_size(grid, pixel_nm, dict(hr=352, lr=256)[kind]), seed)
     tin, tout = make_test_tensors(model, img, pixel_nm)
     for n, t in (('input', tin), ('output', tout)): np.save(folder/f'test_{n}.npy', t)
     lo, hi = np.percentile(img, [0.5, 99.5])  # samples to look at: 8-bit, compressed
@@ -235,7 +235,7 @@ def _write_files(model, folder, name, pixel_nm, seed=0):
 
 # %% ../nbs/17_export.ipynb #4a2b7823
 def describe(folder, content):
-    "The `bioimageio.spec` description of the package files in `folder` described by `content`; a one-line error if invalid"
+    "The `bioimageio.spec` description of the package in `folder`"
     from bioimageio.spec import ValidationContext, build_description
     d = build_description(content, context=ValidationContext(root=Path(folder), perform_io_checks=True), format_version='latest')
     s = d.validation_summary
@@ -246,7 +246,7 @@ def describe(folder, content):
 
 # %% ../nbs/17_export.ipynb #ab2d3da1
 def _install(stage, d, out, zipped):
-    "Put the package staged in `stage` (description `d`) at `out`, replacing an earlier one whole"
+    "Put the package staged in `stage` at `out`, replacing it whole"
     from bioimageio.spec import save_bioimageio_package, save_bioimageio_yaml_only
     if zipped:
         tmpzip = stage/'package.zip'  # inside the stage: removed with it if anything fails
@@ -265,7 +265,7 @@ def _install(stage, d, out, zipped):
 
 # %% ../nbs/17_export.ipynb #307c5248
 def bioimageio(model, out, overwrite=False, pixel_nm=None, seed=0):
-    "Write `model` (shipped name, run folder, model file or ResUNet) as a Model Zoo package to folder or .zip `out`"
+    "Write `model` as a Model Zoo package to folder or .zip `out`"
     zipped, out = str(out).endswith('.zip'), _check_target(out, overwrite)
     net = pretrained(model, 'cpu') if isinstance(model, (str, Path)) else model.cpu().eval()
     info = getattr(net, 'info', None) or dict(name='model', kind=None, pixel_nm=None)
@@ -289,7 +289,7 @@ def export_cmd(model:str=None, # shipped model ('hr-au', 'lr-au'), run folder or
                overwrite:bool=False, # replace an earlier package at --out
                shipped:bool=False, # export every shipped model as OUT/<name>.zip
                pixel_nm:float=None): # pixel size in nm (default: the model's record; needed for a bare model file)
-    "Write a BioImage Model Zoo package (rdf.yaml 0.5, TorchScript, ONNX) of a temrf model"
+    "Write a BioImage Model Zoo package of a temrf model"
     if shipped == bool(model): raise ValueError("give one MODEL or --shipped, not both or neither (temrf export hr-au --out pkg/)")
     if not out: raise ValueError("give the package folder with --out DIR (or --out NAME.zip)")
     for p in (export_shipped(out, overwrite) if shipped else [bioimageio(model, out, overwrite, pixel_nm)]): print(f"wrote {p}")

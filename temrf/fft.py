@@ -22,7 +22,7 @@ from .io import PIXEL_NM, pixel_size
 
 # %% ../nbs/06_fft.ipynb #e6483b93
 def _check_image(img):
-    "`img` as a finite 2D float array (float32 or float64 kept, anything else made float32)"
+    "`img` as a finite 2D float array (float32 unless float64)"
     img = np.asarray(img)
     if img.ndim != 2: raise ValueError(f"expected one 2D image (H,W), got shape {img.shape}: filter a stack image by image")
     if img.dtype.kind != 'f' or img.itemsize < 4: img = img.astype(np.float32)
@@ -30,7 +30,7 @@ def _check_image(img):
     return img
 
 def _band_holds_any(shape, r_in, r_out):
-    "`band_mask(shape, r_in, r_out).any()` from the row and column offsets alone"
+    "`band_mask(shape, r_in, r_out).any()`, from row and column offsets"
     dy2 = (np.arange(shape[0]) - shape[0]/2)**2
     dx2 = np.unique((np.arange(shape[1]) - shape[1]/2)**2)
     i = np.searchsorted(dx2, r_in**2 - dy2)  # per row, the smallest column offset reaching r_in (or the next, if rounding)
@@ -38,7 +38,7 @@ def _band_holds_any(shape, r_in, r_out):
     return bool(((d2 >= r_in**2) & (d2 <= r_out**2)).any())
 
 def _check_band(r_in, r_out, shape):
-    "Refuse a band that is not two numbers, lies outside (0, Nyquist] or has `r_in` >= `r_out`"
+    "Refuse a band that is not two numbers in (0, Nyquist], `r_in` < `r_out`"
     for k, r in (('r_in', r_in), ('r_out', r_out)):
         if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, float, np.integer, np.floating)):
             raise TypeError(f"{k} must be a number of px (a radius in the FFT), got {r!r}; e.g. fourier_filter(img, 38, 55)")
@@ -52,7 +52,7 @@ def _check_band(r_in, r_out, shape):
 
 # %% ../nbs/06_fft.ipynb #240d857e
 def band_mask(shape, r_in, r_out):
-    "Frequencies kept in a shifted FFT of `shape`: `r_in` <= distance from (rows/2, cols/2) <= `r_out`"
+    "Frequencies kept in a shifted FFT of `shape`: `r_in` <= r <= `r_out`"
     rows, cols = shape
     y, x = np.ogrid[:rows, :cols]
     d2 = (y - rows/2)**2 + (x - cols/2)**2
@@ -60,7 +60,7 @@ def band_mask(shape, r_in, r_out):
 
 # %% ../nbs/06_fft.ipynb #2f058fc9
 def _band_pass_abs(img, r_in, r_out):
-    "|inverse FFT| of `img` (float32) keeping `r_in` <= r <= `r_out`: real FFTs for even sizes (a symmetric band), all cores"
+    "|inverse FFT| of `img` (float32) keeping `r_in` <= r <= `r_out`"
     H, W = img.shape
     x = np.asarray(img, np.float32)
     if H % 2 or W % 2:  # the study's centre (rows/2, cols/2) falls between frequencies: a complex result
@@ -74,7 +74,7 @@ def _band_pass_abs(img, r_in, r_out):
     return np.abs(a, out=a)
 
 def _gaussian_nearest(a, sigma, truncate=4.0):
-    "scikit-image's `gaussian(a, sigma)` (scipy's truncated kernel, 'nearest' edges) by FFT of the edge-padded image"
+    "scikit-image's `gaussian(a, sigma)`, computed by FFT"
     r = int(truncate*sigma + 0.5)
     if r == 0: return a.copy()
     k = np.exp(-0.5*(np.arange(-r, r + 1)/sigma)**2); k /= k.sum()
@@ -87,7 +87,7 @@ def _gaussian_nearest(a, sigma, truncate=4.0):
     return np.ascontiguousarray(sfft.irfft2(P, s=L, workers=-1)[r:r + H, r:r + W])
 
 def _otsu(g):
-    "scikit-image's `threshold_otsu(g)`, its 256-bin histogram counted on two threads"
+    "scikit-image's `threshold_otsu(g)`, histogram on two threads"
     lo, hi = g.min(), g.max()
     if lo == hi: return lo
     halves = np.array_split(g.ravel(), 2)
@@ -97,17 +97,17 @@ def _otsu(g):
 
 # %% ../nbs/06_fft.ipynb #3e55eb35
 def fourier_amplitude(img, r_in, r_out, sigma=9):
-    "Blurred amplitude of `img` band-passed to `r_in` <= r <= `r_out` px (steps 1-4 of the study's filter), float32"
+    "Blurred amplitude of `img` band-passed to `r_in`..`r_out` px"
     img = _check_image(img); _check_band(r_in, r_out, img.shape)
     return _gaussian_nearest(_band_pass_abs(img, r_in, r_out), sigma)
 
 def fourier_filter(img, r_in, r_out, sigma=9):
-    "The study's Fourier-filter segmentation of `img`: band `r_in`..`r_out` px, blur `sigma`, Otsu -> bool mask"
+    "The study's Fourier-filter segmentation of `img`, a bool mask"
     amp = fourier_amplitude(img, r_in, r_out, sigma)
     return amp > _otsu(amp)
 
 def fourier_filter_study(img, r_in, r_out, sigma=9):
-    "`fourier_filter` as the study computes it: complex float64 `numpy.fft`, scikit-image's `gaussian` and `threshold_otsu`"
+    "`fourier_filter` computed as the study's code does"
     img = np.asarray(_check_image(img), np.float64); _check_band(r_in, r_out, img.shape)  # numpy 2 would keep float32
     f = np.fft.fftshift(np.fft.fft2(img))*band_mask(img.shape, r_in, r_out)
     amp = gaussian(np.abs(np.fft.ifft2(np.fft.ifftshift(f))), sigma=sigma)
@@ -117,7 +117,7 @@ def fourier_filter_study(img, r_in, r_out, sigma=9):
 AU_SPACINGS_A = (2.355, 2.039)  # Au(111) and Au(200) lattice spacings in angstrom
 
 def spacing_radius(spacing_A, pixel_nm, size):
-    "Radius in px of the FFT peak of fringes `spacing_A` apart in a `size` px image at `pixel_nm` nm/px"
+    "Radius (px) of the FFT peak of fringes `spacing_A` apart"
     s = np.asarray(spacing_A)
     if s.dtype.kind not in 'iuf' or not np.isfinite(s).all() or np.any(s <= 0):
         raise ValueError(f"lattice spacings must be positive (angstrom), got {spacing_A!r}; e.g. AU_SPACINGS_A = {AU_SPACINGS_A}")
@@ -125,7 +125,7 @@ def spacing_radius(spacing_A, pixel_nm, size):
 
 # %% ../nbs/06_fft.ipynb #089d7936
 def band_from_spacings(spacings_A=AU_SPACINGS_A, pixel_nm='hr', size=512, margin=(0.19, 0.02)):
-    "(r_in, r_out) px around the FFT peaks of `spacings_A`; `margin` (inner, outer) is relative to the radii"
+    "(r_in, r_out) px around the FFT peaks of `spacings_A`"
     if np.size(spacings_A) == 0: raise ValueError(f"spacings_A holds no lattice spacing; give at least one (angstrom), e.g. {AU_SPACINGS_A}")
     r = spacing_radius(spacings_A, pixel_nm, size)
     m_in, m_out = (margin, margin) if np.isscalar(margin) else margin
@@ -135,7 +135,7 @@ def band_from_spacings(spacings_A=AU_SPACINGS_A, pixel_nm='hr', size=512, margin
 
 # %% ../nbs/06_fft.ipynb #3d0806ea
 def fringe_image(size=512, pixel_nm='hr', spacing_A=2.355, diameter_nm=5, fringe=1.0, dark=0.3, noise=1.0, seed=0):
-    "Standardized `size` px image of a disc of fringes `spacing_A` apart on amorphous-like noise, and its 0/1 label"
+    "Standardized image of a disc of fringes on noise, and its label"
     rng, px = np.random.default_rng(seed), pixel_size(pixel_nm)
     y, x = np.mgrid[:size, :size].astype(float)
     R = diameter_nm/px/2
@@ -149,14 +149,14 @@ def fringe_image(size=512, pixel_nm='hr', spacing_A=2.355, diameter_nm=5, fringe
 
 # %% ../nbs/06_fft.ipynb #eac9358e
 def fft_baseline_dice(images, labels, r_in, r_out, sigma=9):
-    "Per-image dice of `fourier_filter` masks of `images` (H,W) or (N,H,W) against 0/1 `labels`"
+    "Per-image dice of `fourier_filter` masks of `images`"
     images, labels = as_stack(images), as_stack(labels, 'labels')
     if images.shape != labels.shape: raise ValueError(f"images {images.shape} and labels {labels.shape} differ in shape")
     return mask_dice(np.stack([fourier_filter(im, r_in, r_out, sigma) for im in images]), labels)
 
 # %% ../nbs/06_fft.ipynb #f57d3fcc
 def radial_power(images):
-    "Ring-averaged power spectrum (index = radius in px, up to Nyquist) averaged over `images` (H,W) or (N,H,W)"
+    "Ring-averaged power spectrum of `images`, by radius in px"
     images = as_stack(images)
     if not len(images): raise ValueError(f"images holds no image (shape {images.shape}); give at least one (H,W) image")
     acc = sum(np.abs(sfft.fftshift(sfft.fft2(im - im.mean())))**2 for im in map(_check_image, images))
@@ -167,7 +167,7 @@ def radial_power(images):
 
 # %% ../nbs/06_fft.ipynb #1eec65c9
 def auto_band(images, r_min=8, window=31, thresh=8.0, group=1.25):
-    "(r_in, r_out) around the strongest peak(s) of the radial power spectrum of `images` above `r_min` px"
+    "(r_in, r_out) around the strongest peaks of `radial_power`"
     window = whole(window, 'window (px of the background median)')
     prof = radial_power(images)
     lp = np.log(prof[1:] + 1e-12*prof.max())                             # index i is radius i + 1
@@ -188,7 +188,7 @@ FRINGE_SPOTS = 10.  # fringe_score above which Au fringes count as found
 FRINGE_WINDOW = 1024  # px: larger frames are scored in four windows of this size (an FFT of 4096 px costs ~2 s)
 
 def fringe_score(img, pixel_nm, spacings_A=AU_SPACINGS_A):
-    "Brightest spot in the ring of `spacings_A` of the power spectrum of `img` over the ring's median; None if unresolved"
+    "Brightest spot in the Au fringe ring over its median; None if unresolved"
     H, W = np.shape(img)
     if min(H, W) > 2*FRINGE_WINDOW:  # a large frame: the best of 1024 px windows at its quadrants' centres
         c = [(y - FRINGE_WINDOW//2, x - FRINGE_WINDOW//2) for y in (H//4, 3*H//4) for x in (W//4, 3*W//4)]

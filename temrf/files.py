@@ -31,12 +31,12 @@ NO_UNITS = {'', 'px', 'pixel', 'pixels', '[]', 'none', 'undefined', '<undefined>
 
 # %% ../nbs/13_files.ipynb #9ddd7da2
 def _unit_key(unit):
-    "`unit` as a lower-case key of `UNITS_NM`: ImageJ's escaped '\\u00B5m' decoded, None as ''"
+    "`unit` as a lower-case key of `UNITS_NM`"
     u = '' if unit is None else str(unit).strip()
     return re.sub(r'\\u([0-9a-fA-F]{4})', lambda m: chr(int(m[1], 16)), u).lower()
 
 def nm_per_unit(unit, file='the file'):
-    "Nanometres per `unit`; None for an axis without units; reciprocal or unknown units are an error naming `file`."
+    "Nanometres per `unit`; None for an axis without units"
     u = _unit_key(unit)
     if u in NO_UNITS: return None
     if u in UNITS_NM: return UNITS_NM[u]
@@ -46,7 +46,7 @@ def nm_per_unit(unit, file='the file'):
 
 # %% ../nbs/13_files.ipynb #efb5802d
 def pixel_nm_from(scales, units, file='the file'):
-    "Pixel size `(y, x)` in nm from the axes' `scales` and `units`; None when the file has no calibration."
+    "Pixel size (y, x) in nm from `scales` and `units`, or None"
     if scales is None: return None
     per = [nm_per_unit(u, file) for u in units]
     if None in per: return None
@@ -58,7 +58,7 @@ def pixel_nm_from(scales, units, file='the file'):
 
 # %% ../nbs/13_files.ipynb #f4d08584
 def square_pixels(data, size, file='the file', resample=False):
-    "(`data`, pixel nm, notes) for the pixel `size` (y, x) nm; non-square pixels are an error unless `resample`."
+    "(`data`, pixel nm, notes) with square pixels, or an error"
     py, px = size
     if abs(py - px) <= 1e-3 * max(py, px): return data, (py + px) / 2, {}
     fine = min(py, px)
@@ -70,7 +70,7 @@ def square_pixels(data, size, file='the file', resample=False):
 
 # %% ../nbs/13_files.ipynb #8feb7f3a
 class Micrograph(NamedTuple):
-    "An image (H,W) or stack (N,H,W) with its pixel size in nm (None if unknown), file path and notes"
+    "An image or stack with its pixel size in nm, file path and notes"
     data: np.ndarray
     pixel_nm: float | None
     path: str
@@ -78,14 +78,14 @@ class Micrograph(NamedTuple):
 
 # %% ../nbs/13_files.ipynb #7554295f
 def require_pixel_nm(m):
-    "The pixel size of the `Micrograph` `m` in nm; a file without calibration is a one-line error."
+    "Pixel size in nm of `Micrograph` `m`, or a one-line error"
     if m.pixel_nm is None:
         raise ValueError(f"{m.path} has no pixel calibration; give the pixel size with --pixel-size NM (pixel_nm=...)")
     return m.pixel_nm
 
 # %% ../nbs/13_files.ipynb #f1128bb6
 def _check_images(a, file):
-    "`a` after checking it is a real-valued image (H,W) or stack (N,H,W); else a one-line error naming `file`"
+    "`a`, checked to be a real-valued image (H,W) or stack (N,H,W)"
     if a.dtype.names: raise ValueError(f"{file} is a colour (RGB) image; save it as greyscale")
     if a.dtype.kind == 'c': raise ValueError(f"{file} holds complex values (an FFT or exit wave?); give a real-valued image, e.g. its modulus")
     if a.dtype.kind not in 'biuf': raise TypeError(f"{file} holds {a.dtype} values; give an image of numbers")
@@ -95,13 +95,13 @@ def _check_images(a, file):
 
 # %% ../nbs/13_files.ipynb #dc34f3fa
 def _imagej_array(a):
-    "`a` in a type ImageJ reads (uint8, uint16, int16, float32): bool as uint8, int8 as int16, others as float32"
+    "`a` in a pixel type ImageJ reads (uint8, uint16, int16, float32)"
     a = np.asarray(a)
     if a.dtype in (np.uint8, np.uint16, np.int16, np.float32): return a
     return a.astype({np.dtype(bool): np.uint8, np.dtype(np.int8): np.int16}.get(a.dtype, np.float32))
 
 def _imagej_kwargs(pixel_nm, ndim=None):
-    "`tifffile` keywords for an ImageJ file (of `ndim` dimensions, if known) calibrated at `pixel_nm` nm"
+    "`tifffile` keywords for an ImageJ file calibrated at `pixel_nm`"
     md = dict(axes='ZYX'[-ndim:]) if ndim else {}
     if pixel_nm is None: return dict(metadata=md)
     px = pixel_size(pixel_nm)
@@ -113,7 +113,7 @@ def _no_overwrite(p, overwrite):
 
 # %% ../nbs/13_files.ipynb #9ff6bb3b
 def save_tiff(path, data, pixel_nm=None, overwrite=False):
-    "Write `data` (H,W) or (N,H,W) atomically as an ImageJ TIFF calibrated at `pixel_nm` nm; return the path."
+    "Write `data` atomically as an ImageJ TIFF calibrated at `pixel_nm`"
     p = Path(path)
     _no_overwrite(p, overwrite)
     a = _imagej_array(_check_images(np.asarray(data), 'data'))
@@ -122,7 +122,7 @@ def save_tiff(path, data, pixel_nm=None, overwrite=False):
 
 # %% ../nbs/13_files.ipynb #d04d34df
 class _FrameWriter:
-    "Appends 2D frames to an open ImageJ `tifffile.TiffWriter`, checking that all match the first"
+    "Appends 2D frames to an ImageJ `TiffWriter`, all like the first"
     def __init__(self, tw, kw): self.tw, self.kw, self.n, self.kind = tw, kw, 0, None
 
     def write(self, frame):
@@ -138,7 +138,7 @@ class _FrameWriter:
 # %% ../nbs/13_files.ipynb #f3c30c6f
 @contextlib.contextmanager
 def tiff_writer(path, pixel_nm=None, overwrite=False):
-    "Context manager whose `.write(frame)` appends 2D frames to the ImageJ TIFF stack `path`, calibrated in nm."
+    "Context manager appending 2D frames to the ImageJ TIFF stack `path`"
     p = Path(path)
     _no_overwrite(p, overwrite)
     kw = _imagej_kwargs(pixel_nm)
@@ -162,14 +162,14 @@ RESUNITS = {tifffile.RESUNIT.INCH: 'inch', tifffile.RESUNIT.CENTIMETER: 'cm', ti
             tifffile.RESUNIT.MICROMETER: 'um'}
 
 def _resolution(page):
-    "Pixels per unit (y, x) from the resolution tags of the TIFF `page`, or None"
+    "Pixels per unit (y, x) from the TIFF `page`'s resolution tags"
     r = [page.tags.get(k) for k in ('YResolution', 'XResolution')]
     if None in r or any(len(t.value) != 2 or 0 in t.value or 2**32 - 1 in t.value for t in r): return None  # unset or saturated
     return tuple(t.value[0] / t.value[1] for t in r)
 
 # %% ../nbs/13_files.ipynb #313ca380
 def _vendor_calibration(file):
-    "(y, x) scales and units that RosettaSciIO reads from a TIFF's vendor tags, or None (also without RosettaSciIO)"
+    "(y, x) scales and units from a TIFF's vendor tags, or None"
     try: from rsciio.tiff import file_reader  # optional: the 'files' extra
     except ImportError: return None
     try:
@@ -183,7 +183,7 @@ def _vendor_calibration(file):
 
 # %% ../nbs/13_files.ipynb #2743737b
 def _tiff_calibration(tf, file):
-    "Raw (y, x) `scales`, `units` and notes of the open TIFF `tf`: ImageJ, vendor tags, then resolution tags"
+    "Raw (y, x) `scales`, `units` and notes of the open TIFF `tf`"
     page, unit = tf.pages.first, (tf.imagej_metadata or {}).get('unit')
     res = _resolution(page)
     if unit and res: return tuple(1 / r for r in res), (unit, unit), dict(calibration='ImageJ')
@@ -198,7 +198,7 @@ def _tiff_calibration(tf, file):
 
 # %% ../nbs/13_files.ipynb #166f5e01
 def _image_series(tf):
-    "The image series of the open TIFF `tf`, reduced-resolution previews left out"
+    "The image series of the open TIFF `tf`, previews left out"
     return [s for s in tf.series if not (s.keyframe.is_reduced or s.kind == 'thumbnail')] or tf.series[:1]
 
 def _mixed(series, file):
@@ -207,7 +207,7 @@ def _mixed(series, file):
     return ValueError(f"{file} holds {len(series)} images of different sizes or types ({sizes}); temrf reads one image or a stack of one size: save them as separate files")
 
 def _read_tiff(file, mmap=True):
-    "Pixels (memory-mapped if uncompressed and `mmap`), raw (y, x) scales, units and notes of the TIFF `file`"
+    "Pixels, raw (y, x) scales, units and notes of the TIFF `file`"
     try:
         with tifffile.TiffFile(file) as tf:
             series = _image_series(tf)
@@ -227,21 +227,21 @@ def _read_tiff(file, mmap=True):
 
 # %% ../nbs/13_files.ipynb #a75f222e
 def _read_npy(file, mmap=True):
-    "The array in the .npy `file` (memory-mapped if `mmap`), with no calibration"
+    "The array in the .npy `file`, with no calibration"
     try: a = np.load(file, mmap_mode='r' if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e: raise unreadable_error(file, 'NPY', e) from None
     return a, None, None, dict(format='NPY', memmap=isinstance(a, np.memmap))
 
 # %% ../nbs/13_files.ipynb #aa510590
 def _h5_images(f, file):
-    "The images dataset of the open HDF5 file `f`: `images` (the study's layout) or its only dataset"
+    "The images dataset of the open HDF5 file `f`"
     if 'images' in f: return h5_dataset(f, 'images', file, "store the images under 'images'")  # a group of that name is named
     names = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
     if len(names) == 1 and names[0] != 'labels': return f[names[0]]
     raise ValueError(f"{file} has no dataset 'images' (keys present: {list(f.keys())}); give the images file of a pair, or store the images under 'images'")
 
 def _read_h5(file, mmap=True):
-    "The images of the HDF5 `file` (memory-mapped when contiguous and `mmap`) and its `pixel_nm` attribute"
+    "The images of the HDF5 `file` and its `pixel_nm` attribute"
     with open_h5(file) as f:
         ds = _h5_images(f, file)
         off = ds.id.get_offset() if ds.chunks is None and ds.size else None
@@ -261,13 +261,13 @@ RSCIIO_FORMATS = {'.dm3': ('digitalmicrograph', 'DM3'), '.dm4': ('digitalmicrogr
                   '.ser': ('tia', 'TIA SER'), '.emi': ('tia', 'TIA EMI'), '.mrc': ('mrc', 'MRC')}
 
 def _rsciio_reader(suffix):
-    "RosettaSciIO's `file_reader` for files with `suffix`; a missing RosettaSciIO is a one-line ImportError"
+    "RosettaSciIO's `file_reader` for files with `suffix`"
     try: return importlib.import_module(f'rsciio.{RSCIIO_FORMATS[suffix][0]}').file_reader
     except ImportError: raise ImportError(f'reading {suffix} files needs RosettaSciIO; install it with pip install "temrf[files]"') from None
 
 # %% ../nbs/13_files.ipynb #74e1c3c2
 def _is_image(s):
-    "Whether the RosettaSciIO signal `s` is a real-valued image (H,W) or stack (N,H,W) with its image axes last"
+    "Whether RosettaSciIO signal `s` is a real-valued image or stack"
     d, axes = s['data'], s['axes']
     sig = [i for i, a in enumerate(axes) if not a.get('navigate', False)]
     return d.ndim in (2, 3) and len(axes) == d.ndim and sig == [d.ndim - 2, d.ndim - 1] and np.dtype(d.dtype).kind in 'biuf'
@@ -278,7 +278,7 @@ def _describe(s):
     return f"{s.get('metadata', {}).get('General', {}).get('title') or 'untitled'!r}: {nsig}D signal {tuple(s['data'].shape)} {s['data'].dtype}"
 
 def _pick_image(signals, file):
-    "Index of the first image or image stack among RosettaSciIO `signals`; a file without one is an error"
+    "Index of the first image or stack among `signals`, else an error"
     for i, s in enumerate(signals):
         if _is_image(s): return i
     found = '; '.join(_describe(s) for s in signals[:3]) or 'nothing'
@@ -286,7 +286,7 @@ def _pick_image(signals, file):
 
 # %% ../nbs/13_files.ipynb #880b7db1
 def _rsciio_source(file):
-    "The file RosettaSciIO should open for `file`, its keywords and a note: a TIA .ser is read through its .emi"
+    "The file RosettaSciIO should open for `file`, keywords and note"
     sfx = file.suffix.lower()
     if sfx == '.emd': return file, dict(select_type='images'), {}
     if sfx != '.ser': return file, {}, {}
@@ -295,13 +295,13 @@ def _rsciio_source(file):
     return file, {}, dict(units_guessed=f'no {emi.name} beside {file.name}: RosettaSciIO assumes metres')
 
 def _mrc_uncalibrated(s):
-    "Whether the MRC signal `s` has an empty cell (no calibration, although RosettaSciIO reports 1 nm)"
+    "Whether the MRC signal `s` has an empty (uncalibrated) cell"
     h = s.get('original_metadata', {}).get('std_header', {})
     return any(float(np.ravel(h.get(k, [1]))[0]) == 0 for k in ('Xlen', 'Ylen'))
 
 # %% ../nbs/13_files.ipynb #f23ae54a
 def _read_rsciio(file, mmap=True):
-    "The first image (or stack) in a .dm3/.dm4/.emd/.ser/.emi/.mrc `file`, read with RosettaSciIO, and its calibration"
+    "First image or stack in a microscope `file`, with its calibration"
     sfx = file.suffix.lower()
     read, kind = _rsciio_reader(sfx), RSCIIO_FORMATS[sfx][1]
     src, kw, meta = _rsciio_source(file)
@@ -327,7 +327,7 @@ READERS = {'.tif': _read_tiff, '.tiff': _read_tiff, '.npy': _read_npy, '.h5': _r
 
 # %% ../nbs/13_files.ipynb #68344d66
 def _calibrate(file, data, scales, units, pixel_nm, resample):
-    "(`data`, pixel nm, notes) from the file's raw `scales` and `units`, or from the user's `pixel_nm`"
+    "(`data`, pixel nm, notes) from the file's calibration or `pixel_nm`"
     if pixel_nm is not None:
         try: own = pixel_nm_from(scales, units, file)
         except ValueError as e: own = str(e)
@@ -342,7 +342,7 @@ def _calibrate(file, data, scales, units, pixel_nm, resample):
 
 # %% ../nbs/13_files.ipynb #4efdc188
 def read_micrograph(path, pixel_nm=None, resample=False, mmap=True):
-    "Read the image (H,W) or stack (N,H,W) in `path` as a `Micrograph` with its pixel size in nm."
+    "The image or stack in `path` as a `Micrograph`, pixel size in nm"
     p = Path(path)
     sfx = p.suffix.lower()
     if sfx not in READERS: raise ValueError(f"{p}: temrf cannot read {sfx or 'suffix-less'} files; give one of {' '.join(READERS)}")
@@ -361,7 +361,7 @@ def _signal_calibration(s, name):
     return [ax[1].scale, ax[0].scale], [ax[1].units, ax[0].units]  # HyperSpy orders signal axes x, y
 
 def from_signal(images, pixel_nm=None, name='the signal'):
-    "(array, pixel size in nm) of a HyperSpy signal from its axes (checked against `pixel_nm`); other `images` as given"
+    "(array, pixel nm) of a HyperSpy signal; other `images` as given"
     if not (hasattr(images, 'data') and hasattr(images, 'axes_manager')): return images, pixel_nm
     scales, units = _signal_calibration(images, name)
     data, size = np.asarray(images.data), pixel_nm_from(scales, units, name)

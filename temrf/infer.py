@@ -23,18 +23,18 @@ from .particles import measure, plot_size_histogram
 
 # %% ../nbs/14_infer.ipynb #f2490efb
 def _check_frame(img, i=None):
-    "One frame as a finite 2D array of at least 8 px a side, or `temrf.io`'s one-line error naming frame `i`"
+    "One frame as a finite 2D array of at least 8 px a side"
     return check_image(img, 'the image' if i is None else f'frame {i}', min_side=8)
 
 
 # %% ../nbs/14_infer.ipynb #ada7aab7
 def halo_px(model):
-    "Halo (px) for seamless tiles of `model`: half its RF plus one pooling step, rounded up to the pooling grid"
+    "Halo (px) for seamless tiles of `model`, on the pooling grid"
     rf, step = model.arch.rf, model.arch.step
     return math.ceil((rf/2 + step)/step)*step
 
 def tile_windows(shape, tile, halo, step):
-    "(window, core) slice pairs of tiles of `tile` px with `halo` px around them over an image of `shape` (multiples of `step`)"
+    "(window, core) slice pairs of seamless tiles over `shape`"
     H, W = shape
     out = []
     for y in range(0, H, tile):
@@ -51,7 +51,7 @@ def _pad_to(x, step):
     return x if not (H % step or W % step) else np.pad(x, ((0, -H % step), (0, -W % step)))
 
 def _rescale(img, factor, shape=None, order=1):
-    "`img` resampled by `factor` (or to `shape`), anti-aliased when shrinking (scikit-image's default)"
+    "`img` resampled by `factor` (or to `shape`), anti-aliased if shrunk"
     from skimage.transform import resize
     shape = shape or tuple(max(8, round(s*factor)) for s in img.shape)
     return resize(img, shape, order=order, preserve_range=True).astype(np.float32)
@@ -59,12 +59,12 @@ def _rescale(img, factor, shape=None, order=1):
 # %% ../nbs/14_infer.ipynb #4507f916
 @torch.inference_mode()
 def _run(model, xs, dev):
-    "Class-1 probabilities of `model` on a list of equally shaped float32 arrays `xs`"
+    "Class-1 probabilities of `model` on equally shaped arrays `xs`"
     xb = torch.from_numpy(np.stack(xs))[:, None].to(dev).contiguous(memory_format=torch.channels_last)
     return torch.softmax(model(xb).float(), 1)[:, 1].cpu().numpy()
 
 def _segment_frame(model, x, tile, batch_size, max_pixels, dev, out=None):
-    "Probabilities of one prepared, padded frame `x` (into `out` if given): one pass, or seamless tiles in batches"
+    "Probabilities of one prepared, padded frame `x`, whole or tiled"
     out = np.empty(x.shape, np.float32) if out is None else out
     if tile is None and x.size <= max_pixels:
         out[:] = _run(model, [x], dev)[0]
@@ -82,7 +82,7 @@ def _segment_frame(model, x, tile, batch_size, max_pixels, dev, out=None):
 
 # %% ../nbs/14_infer.ipynb #e0ff1733
 def _frames(images):
-    "`images` as a sequence of 2D frames and whether it was one image; one-line errors for mixed sizes"
+    "`images` as a sequence of 2D frames, and whether it was one image"
     if isinstance(images, (list, tuple)):
         shapes = {np.shape(f) for f in images}
         if len(shapes) > 1: raise ValueError(f"the frames differ in size ({', '.join('x'.join(map(str, s)) for s in sorted(shapes)[:3])}); segment them one at a time")
@@ -95,11 +95,11 @@ def _frames(images):
 
 # %% ../nbs/14_infer.ipynb #51b66cc4
 def _check_options(tile=None, batch_size=None):
-    "`tile` and `batch_size` checked: whole numbers >= 1 or None (the defaults: whole frames up to 2048 px; 1 on a CPU, 8 on a GPU)"
+    "`tile` and `batch_size`, checked: whole numbers >= 1 or None"
     return whole(tile, 'tile (--tile, px)', none=True), whole(batch_size, 'batch_size (--batch-size)', none=True)
 
 def rescale_factor(model, pixel_nm, max_rescale=20, file='the image'):
-    "Factor from `pixel_nm` to the pixel size `model` was trained at (1 if either is unknown); beyond `max_rescale` an error"
+    "Factor from `pixel_nm` to `model`'s pixel size, up to `max_rescale`"
     px = getattr(model, 'info', {}).get('pixel_nm')
     if not (isinstance(max_rescale, (int, float)) and max_rescale >= 1): raise ValueError(f"max_rescale={max_rescale!r} must be a number >= 1 (--max-rescale)")
     if pixel_nm is None or not px: return 1.
@@ -112,7 +112,7 @@ def rescale_factor(model, pixel_nm, max_rescale=20, file='the image'):
 
 def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=None, progress=True, xrays=True, max_pixels=2048**2,
             max_rescale=20):
-    "Class-1 probabilities (float32, same shape) of `model` on an image (H,W), stack (N,H,W) or HyperSpy signal"
+    "Class-1 probabilities of `model` on an image, stack or signal"
     images, pixel_nm = from_signal(images, pixel_nm)  # a signal's pixel size from its axes
     if isinstance(model, (str, Path)): model = pretrained(model, device)
     frames, one = _frames(images)
@@ -143,7 +143,7 @@ def _same(a, b):
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
 
 def _check_segment_out(out, inputs, probabilities, stats, overwrite):
-    "Refuse, before any work: outputs that would replace an input, two inputs of one name, earlier results (unless `overwrite`)"
+    "Refuse outputs that replace inputs, clash, or exist (unless `overwrite`)"
     out, stems = check_out_dir(out, 'output folder'), [Path(f).stem for f in inputs]
     dup = {s for s in stems if stems.count(s) > 1}
     if dup: raise ValueError(f"two inputs are named {sorted(dup)[0]!r}; their outputs would collide: segment them into different --out folders")
@@ -157,7 +157,7 @@ def _check_segment_out(out, inputs, probabilities, stats, overwrite):
 
 # %% ../nbs/14_infer.ipynb #40b956b4
 def _check_frames(m, stats=False):
-    "Refuse micrograph `m` before any work: frames under 8 px, NaN or infinite pixels, constant frames, or no pixel size for `stats`"
+    "Refuse micrograph `m` before any work: tiny, non-finite or flat frames"
     if stats: require_pixel_nm(m)
     stack = m.data.ndim == 3
     frames = m.data if stack else m.data[None]
@@ -171,7 +171,7 @@ def _check_frames(m, stats=False):
 
 # %% ../nbs/14_infer.ipynb #17790058
 def overlay_figure(image, mask, title='', max_px=1024):
-    "The `image` in grey with the outline of `mask`, downsampled to at most `max_px` a side"
+    "`image` in grey with the outline of `mask`, at most `max_px`"
     import matplotlib.pyplot as plt
     s = max(1, -(-max(image.shape) // max_px))
     fig, ax = plt.subplots(figsize=(5, 5*image.shape[0]/image.shape[1]), dpi=100)
@@ -183,16 +183,16 @@ def overlay_figure(image, mask, title='', max_px=1024):
 
 # %% ../nbs/14_infer.ipynb #bc05387d
 def _release(a):
-    "Let the OS drop the pages of memory-mapped `a` read so far: a stack larger than memory streams in bounded memory"
+    "Let the OS drop the pages of memory-mapped `a` read so far"
     mm = getattr(a, '_mmap', None)
     if mm is not None and hasattr(mm, 'madvise'): mm.madvise(mmap.MADV_DONTNEED)
 
 def _min_area_px(min_size_nm, pixel_nm):
-    "Area (px) of a disc `min_size_nm` across: smaller regions are specks, not particles"
+    "Area (px) of a disc `min_size_nm` across: smaller are specks"
     return max(1, math.ceil(math.pi/4*(min_size_nm/pixel_nm)**2))
 
 def _segment_file(model, m, out, stem, s):
-    "Segment micrograph `m` into `out` frame by frame; return its first mask and particle table (or None)"
+    "Segment micrograph `m` into `out`; its first mask and table"
     stack = m.data.ndim == 3
     frames = m.data if stack else m.data[None]
     tables, first, checks = [], None, []
@@ -213,7 +213,7 @@ def _segment_file(model, m, out, stem, s):
     return first, t, pd.DataFrame(checks).assign(file=Path(m.path).name)
 
 def _sanity(model, frame, pixel_nm, mask, i):
-    "What `temrf segment` reports of one frame: the fraction called particle, Au fringes (HR models), and a warning"
+    "Particle fraction, Au fringes and warning for one frame"
     info = getattr(model, 'info', {})
     score = fringe_score(frame, pixel_nm or info.get('pixel_nm') or PIXEL_NM['hr']) if info.get('kind') == 'hr' else None
     frac, fringes = float(mask.mean()), None if score is None else score > FRINGE_SPOTS
@@ -221,7 +221,7 @@ def _sanity(model, frame, pixel_nm, mask, i):
     return dict(frame=i, particle_fraction=round(frac, 4), fringe_score=None if score is None else round(score, 2), au_fringes=fringes, warning=warn)
 
 def _warn(c, m, n):
-    "A warning on stderr when frames of `m` are mostly called particle although no Au fringes were found"
+    "Warn on stderr of frames called particle without Au fringes"
     bad = c[c.warning]
     if not len(bad): return
     where = Path(m.path).name + (f" ({len(bad)} of {n} frames)" if m.data.ndim == 3 else '')
@@ -230,7 +230,7 @@ def _warn(c, m, n):
           "(temrf train --init)", file=sys.stderr)
 
 def _save_figures(out, stem, m, first, t):
-    "Size histogram and mask overlay of input `stem`, each written atomically"
+    "Size histogram and mask overlay of input `stem`"
     import matplotlib.pyplot as plt
     img0 = np.asarray(m.data if m.data.ndim == 2 else m.data[0])
     for name, fig in ((f'{stem}_sizes.png', plot_size_histogram(t).figure),
@@ -249,7 +249,7 @@ def _opt(default, help, flag=None): return field(default=default, metadata=dict(
 
 @dataclass(frozen=True)
 class SegmentSpec:
-    "The options of one `temrf segment` run, checked when made; the command line's flags come from its fields"
+    "The options of one `temrf segment` run, checked when made"
     model: str = _opt('hr-au', "shipped model ('hr-au', 'lr-au'), run folder or model file")
     out: str = _opt('segmented', 'output folder')
     pixel_nm: float = _opt(None, "nm per pixel (default: the file's calibration)", '--pixel-size')
@@ -272,7 +272,7 @@ class SegmentSpec:
 
 # %% ../nbs/14_infer.ipynb #4caeaae9
 def _segment_job(inputs, s):
-    "Everything checked before any work: (micrographs, model, resampling factors, output folder) of `inputs` under spec `s`"
+    "(micrographs, model, factors, output folder), all checked"
     ms = [read_micrograph(f, pixel_nm=s.pixel_nm, resample=s.resample) for f in inputs]
     for m in ms: _check_frames(m, s.stats)
     net = pretrained(s.model, s.device)
@@ -280,7 +280,7 @@ def _segment_job(inputs, s):
     return ms, net, factors, _check_segment_out(s.out, inputs, s.probabilities, s.stats, s.overwrite)
 
 def _report(m, net, factor, c, t, secs):
-    "The line `temrf segment` prints for micrograph `m`: frames, time, particle fraction, fringes, resampling, particles"
+    "The line `temrf segment` prints for micrograph `m`"
     n = 1 if m.data.ndim == 2 else len(m.data)
     msg = f"{Path(m.path).name}: {n} frame(s) in {secs:.1f} s -> {Path(m.path).stem}_mask.tif, {c.particle_fraction.mean():.0%} particle"
     if c.au_fringes.notna().any(): msg += f", Au fringes in {int(c.au_fringes.fillna(False).sum())} of {n} frame(s)"
@@ -291,7 +291,7 @@ def _report(m, net, factor, c, t, secs):
     return msg
 
 def segment_cmd(inputs:list, **options):
-    "Segment micrographs and stacks with a trained model; write masks and, with --stats, particle sizes in nm"
+    "Segment micrographs and stacks with a trained model; masks and sizes"
     s, inputs = SegmentSpec(**options), [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     ms, net, factors, out = _segment_job(inputs, s)
     made = not out.exists()
@@ -315,7 +315,7 @@ def segment_cmd(inputs:list, **options):
 
 # %% ../nbs/14_infer.ipynb #87a59547
 def segment_parser(prog='temrf segment'):
-    "The argparse parser of `temrf segment`: the inputs, and one flag per `SegmentSpec` field"
+    "The argparse parser of `temrf segment`"
     import argparse
     p = argparse.ArgumentParser(prog=prog, description=segment_cmd.__doc__)
     p.add_argument('inputs', nargs='+', help='image or stack files: .tif, .npy, .h5, .dm3/.dm4, .emd, .ser, .mrc')

@@ -25,7 +25,7 @@ import tifffile
 
 # %% ../nbs/00_io.ipynb #2447c673
 def check_image(img, name='image', min_side=1):
-    "Return `img` as an array after checking it is one finite numeric 2D image of at least `min_side` px a side (`name` is used in errors)."
+    "`img` as an array, checked to be one finite 2D image of `min_side`+ px"
     img = np.asarray(img)
     if img.ndim != 2:
         raise ValueError(f"{name} must be one 2D image (H, W), got shape {img.shape}; pass a single image, e.g. images[0]")
@@ -34,7 +34,7 @@ def check_image(img, name='image', min_side=1):
 
 # %% ../nbs/00_io.ipynb #8c761c3b
 def check_finite(a, name='image'):
-    "Return `a` after checking it is numeric with no NaN or inf pixels (`name` is used in errors)."
+    "`a` after checking it is numeric, with no NaN or inf pixels"
     a = np.asarray(a)
     if a.dtype.kind not in 'biuf':
         raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}; convert it, e.g. np.abs(x) or x.astype('float32')")
@@ -51,7 +51,7 @@ def _shapes(items):
     except ValueError: return 'arrays nested to different depths'
 
 def as_stack(images, name='images'):
-    "Return `images` as a finite numeric stack (N, H, W); a single 2D image becomes (1, H, W)."
+    "`images` as a finite stack (N,H,W); one 2D image becomes (1,H,W)"
     try: a = np.asarray(images)
     except ValueError:  # numpy's 'inhomogeneous shape': a list of images of different sizes
         raise ValueError(f"{name} differ in size ({_shapes(images)}); crop or pad them to one size, or pass them one at a time") from None
@@ -62,7 +62,7 @@ def as_stack(images, name='images'):
 
 # %% ../nbs/00_io.ipynb #e101d511
 def binary_labels(labels, name='labels'):
-    "Return `labels` as uint8 0/1 masks; 0/255 masks become 0/1, any other values are an error."
+    "`labels` as uint8 0/1 masks; 0/255 masks become 0/1, others an error"
     a = np.asarray(labels)
     if a.dtype == bool: return a.astype(np.uint8)
     check_finite(a, name)
@@ -74,7 +74,7 @@ def binary_labels(labels, name='labels'):
 
 # %% ../nbs/00_io.ipynb #3dd0b1af
 def check_pair(images, labels, names=('images', 'labels'), empty=True):
-    "Return (`images` (N,H,W), `labels` uint8 0/1 (N,H,W)) after checking both, that their shapes match, and N > 0 unless `empty`"
+    "(`images`, 0/1 uint8 `labels`) as checked stacks of the same shape"
     images, labels = as_stack(images, names[0]), binary_labels(as_stack(labels, names[1]), names[1])
     if images.shape != labels.shape:
         raise ValueError(f"{names[0]} {images.shape} and {names[1]} {labels.shape} differ in shape; each image needs a label mask of its size")
@@ -86,7 +86,7 @@ def check_pair(images, labels, names=('images', 'labels'), empty=True):
 def _is_int(x): return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 def whole(v, name, lo=1, none=False):
-    "`v` (an int, or text like '3') as an int >= `lo`; None kept when `none`; else a one-line ValueError naming `name`"
+    "`v` (an int or text like '3') as an int >= `lo`, None kept if `none`"
     if v is None and none: return None
     if isinstance(v, str) and re.fullmatch(r'\s*[+-]?\d+\s*', v): v = int(v)
     if not _is_int(v) or v < lo: raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
@@ -94,7 +94,7 @@ def whole(v, name, lo=1, none=False):
 
 # %% ../nbs/00_io.ipynb #91a03bf4
 def int_list(v, name, lo=1):
-    "Tuple of ints >= `lo` from text like '2,4', a sequence like (2, 4) or one int; else a one-line ValueError naming `name`"
+    "Tuple of ints >= `lo` from text like '2,4', a sequence, or one int"
     if isinstance(v, str):
         parts = [p.strip() for p in v.split(',')]
         if not all(re.fullmatch(r'[+-]?\d+', p) for p in parts):
@@ -115,7 +115,7 @@ PIXEL_NM = {'hr': 0.0215, 'lr': 0.1243}  # nm per pixel of the study's high- and
 PIXEL_RANGE_NM = (1e-3, 1e3)  # pixel sizes temrf accepts: from sub-angstrom HRTEM to low-magnification TEM
 
 def pixel_size(pixel_nm):
-    "Pixel size in nm from a number or a key of `PIXEL_NM` ('hr', 'lr'), checked to be a TEM pixel size"
+    "Pixel size in nm from a number or a `PIXEL_NM` key, checked for TEM"
     if isinstance(pixel_nm, str):
         if pixel_nm not in PIXEL_NM: raise ValueError(f"unknown pixel size {pixel_nm!r}: use a number or one of {list(PIXEL_NM)}")
         return PIXEL_NM[pixel_nm]
@@ -131,24 +131,24 @@ def pixel_size(pixel_nm):
 
 # %% ../nbs/00_io.ipynb #530a5485
 def first_line(e, named=False):
-    "The first line of exception `e`'s message (after its type's name if `named`), or the name when it has none"
+    "First line of exception `e`'s message, after its type name if `named`"
     s, name = str(e).strip(), type(e).__name__
     if not s: return name
     return f"{name}: {s.splitlines()[0]}" if named else s.splitlines()[0]
 
 def unreadable_error(file, kind, e):
-    "A one-line error saying that `file` is not a readable `kind` file, with the reader's reason"
+    "A one-line error: `file` is not a readable `kind` file, and why"
     why = first_line(e)
     return ValueError(f"{file} is not a readable {kind} file ({why}); check that it was copied whole, or export it again")
 
 def open_h5(file):
-    "Open the HDF5 `file` for reading; a missing, truncated or foreign file is a one-line error naming it"
+    "Open HDF5 `file` for reading, with a one-line error if unreadable"
     if not Path(file).is_file(): raise FileNotFoundError(f"{file} does not exist (or is a folder); give an HDF5 file")
     try: return h5py.File(file, 'r')
     except OSError as e: raise unreadable_error(file, 'HDF5', e) from None
 
 def h5_dataset(f, key, file, fix="pass the right key, e.g. images_key=..."):
-    "The dataset `key` of the open HDF5 file `f` (named `file`); a group or a missing key is a one-line error ending in `fix`"
+    "Dataset `key` of open HDF5 file `f`, or a one-line error ending in `fix`"
     obj = f.get(key)
     if isinstance(obj, h5py.Group):
         raise ValueError(f"{file}: {key!r} is a group, not a dataset (it holds {list(obj.keys())[:5]}); store the array itself under {key!r}")
@@ -156,7 +156,7 @@ def h5_dataset(f, key, file, fix="pass the right key, e.g. images_key=..."):
     return obj
 
 def _read_h5(file, key):
-    "The array stored under `key` in the HDF5 `file`; a missing key names the keys present."
+    "The array under `key` in HDF5 `file`"
     with open_h5(file) as f:
         d = h5_dataset(f, key, file)
         try: return d[()]
@@ -164,12 +164,12 @@ def _read_h5(file, key):
 
 # %% ../nbs/00_io.ipynb #0d8eb0c1
 def load_h5_pair(images_file, labels_file, images_key='images', labels_key='labels'):
-    "Read images (N,H,W) and 0/1 uint8 labels (N,H,W) from the study's two HDF5 files (`images_key`, `labels_key`)."
+    "Images and 0/1 uint8 labels (N,H,W) from the study's two HDF5 files"
     return check_pair(_read_h5(images_file, images_key), _read_h5(labels_file, labels_key), (str(images_file), str(labels_file)), empty=False)
 
 # %% ../nbs/00_io.ipynb #62879f17
 def _encode_attrs(attrs):
-    "Split `attrs` into HDF5-ready scalars and JSON strings; return (dict, names of the JSON-encoded ones)."
+    "`attrs` as HDF5-ready values, and the names of those stored as JSON"
     out, js = {}, []
     for k, v in (attrs or {}).items():
         if isinstance(v, (str, bool, int, float, np.number, np.bool_)): out[str(k)] = v
@@ -180,7 +180,7 @@ def _encode_attrs(attrs):
 
 # %% ../nbs/00_io.ipynb #84c09aad
 def _write_h5_tmp(path, key, data, attrs, js):
-    "Write `data` under `key` with `attrs` to a new temporary file beside `path`; return its name."
+    "Write `data` and `attrs` to a new temporary file beside `path`"
     tmp = path.parent/f'.{path.name}.{uuid.uuid4().hex[:8]}.tmp'
     try:
         with h5py.File(tmp, 'x') as f:
@@ -194,7 +194,7 @@ def _write_h5_tmp(path, key, data, attrs, js):
 
 # %% ../nbs/00_io.ipynb #afe7877d
 def save_h5_pair(images, labels, images_file, labels_file, attrs=None, images_key='images', labels_key='labels', overwrite=False):
-    "Atomically write `images` and 0/1 uint8 `labels` to two HDF5 files in the study's layout, with `attrs` on both."
+    "Atomically write `images` and `labels` to two HDF5 files, with `attrs`"
     images, labels = check_pair(images, labels, empty=False)
     paths = Path(images_file), Path(labels_file)
     if paths[0].resolve() == paths[1].resolve(): raise ValueError(f"images_file and labels_file are both {paths[0]}; give two file names")
@@ -214,7 +214,7 @@ def save_h5_pair(images, labels, images_file, labels_file, attrs=None, images_ke
 
 # %% ../nbs/00_io.ipynb #0b803453
 def read_h5_attrs(file):
-    "The HDF5 attributes of `file` as a dict of Python values, JSON-encoded ones decoded."
+    "HDF5 attributes of `file` as a dict, JSON-encoded ones decoded"
     with open_h5(file) as f: raw = dict(f.attrs)
     js = json.loads(raw.pop('temrf_json_attrs', '[]'))
     out = {}
@@ -225,7 +225,7 @@ def read_h5_attrs(file):
 
 # %% ../nbs/00_io.ipynb #1fd9d552
 def to_grey(a, samples_axis, file):
-    "Collapse the colour `samples_axis` of `a` (alpha dropped) when all channels are equal; else an error."
+    "Drop the colour `samples_axis` of `a` if all its channels are equal"
     if samples_axis is None: return a
     a = np.moveaxis(a, samples_axis, -1)
     if a.shape[-1] in (2, 4): a = a[..., :-1]
@@ -235,7 +235,7 @@ def to_grey(a, samples_axis, file):
 
 # %% ../nbs/00_io.ipynb #a5372587
 def read_image_file(file):
-    "Read a TIFF (one image or a stack) or PNG `file` as a greyscale array (H,W) or (N,H,W)."
+    "TIFF or PNG `file` as a greyscale array (H,W) or (N,H,W)"
     file = Path(file)
     sfx = file.suffix.lower()
     if sfx not in ('.tif', '.tiff', '.png'): raise ValueError(f"{file}: unknown image suffix {sfx!r}; use .tif, .tiff or .png")
@@ -255,7 +255,7 @@ def read_image_file(file):
 
 # %% ../nbs/00_io.ipynb #a0447070
 def load_tiff_pair(images_file, labels_file):
-    "Read images (N,H,W) from a TIFF image or stack and 0/1 uint8 labels (N,H,W) from a TIFF or PNG mask."
+    "Images and 0/1 uint8 labels (N,H,W) from TIFF/PNG files"
     return check_pair(read_image_file(images_file), read_image_file(labels_file), (str(images_file), str(labels_file)), empty=False)
 
 # %% ../nbs/00_io.ipynb #227f03e7
@@ -263,7 +263,7 @@ H5_SUFFIXES, IMAGE_SUFFIXES = ('.h5', '.hdf5', '.he5'), ('.tif', '.tiff', '.png'
 
 # %% ../nbs/00_io.ipynb #b6df0748
 def load_pair(images_file, labels_file, **kwargs):
-    "Read an image/label pair from HDF5 (`kwargs` go to `load_h5_pair`) or TIFF/PNG files, chosen by suffix."
+    "An image/label pair from HDF5 or TIFF/PNG files, chosen by suffix"
     s = [Path(f).suffix.lower() for f in (images_file, labels_file)]
     if all(x in H5_SUFFIXES for x in s): return load_h5_pair(images_file, labels_file, **kwargs)
     if all(x in IMAGE_SUFFIXES for x in s) and not kwargs: return load_tiff_pair(images_file, labels_file)
@@ -273,7 +273,7 @@ def load_pair(images_file, labels_file, **kwargs):
 _TMP = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{6}\.tmp$')
 
 def tmp_path(path):
-    "A hidden temporary name beside `path` that names this process: `.<name>.<pid>.<6 hex>.tmp`"
+    "Hidden temporary name beside `path` that names this process"
     path = Path(path)
     return path.with_name(f'.{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp')
 
@@ -286,7 +286,7 @@ def _running(pid):
     return True
 
 def stale_temporaries(folder):
-    "Temporaries (`tmp_path`) in `folder` whose process no longer runs: what a killed temrf left"
+    "Temporaries in `folder` whose writing process no longer runs"
     return [p for p in Path(folder).glob('.*.tmp') if (m := _TMP.match(p.name)) and not _running(int(m['pid']))]
 
 def clear_stale(folder):
@@ -297,7 +297,7 @@ def clear_stale(folder):
 
 # %% ../nbs/00_io.ipynb #a70c1c2e
 def atomic_write(path, write):
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it over `path` (`os.replace`)"
+    "Call `write(tmp)` on a temporary file, then rename it over `path`"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(tmp_path(path))
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -311,7 +311,7 @@ def atomic_write(path, write):
 
 # %% ../nbs/00_io.ipynb #82762f5c
 def check_out_dir(path, name='out'):
-    "`path` as a `Path` after checking that a folder can be made or written there (`name` is used in errors)"
+    "`path` as a `Path`, checked that a folder can be made or written there"
     p = Path(path)
     for q in (p, *p.parents):
         if not q.exists(): continue
@@ -322,12 +322,12 @@ def check_out_dir(path, name='out'):
 
 # %% ../nbs/00_io.ipynb #588f2267
 def write_json(obj, path):
-    "Write `obj` as indented JSON to `path` atomically (numpy scalars as numbers)"
+    "Write `obj` as indented JSON to `path` atomically"
     js = json.dumps(obj, indent=1, default=lambda o: o.item() if hasattr(o, 'item') else str(o))
     return atomic_write(path, lambda f: Path(f).write_text(js))
 
 def read_json(path, what='JSON file'):
-    "The object stored in the JSON file `path`; a damaged file is a one-line error naming it (`what` says what it is)"
+    "Object in JSON file `path`; a damaged file is a one-line error"
     try: return json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is a damaged {what} ({e}); restore it or delete it to start again") from None

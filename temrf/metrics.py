@@ -28,13 +28,13 @@ def _check_target(logits, target):
 
 # %% ../nbs/05_metrics.ipynb #ea761310
 def dice_per_image(logits, target, hard=True, smooth=1.0):
-    "Dice of each image: class-1 softmax of `logits` (rounded if `hard`) against 0/1 `target`"
+    "Dice of each image: class-1 softmax of `logits` against `target`"
     if not isinstance(logits, torch.Tensor): logits = torch.as_tensor(np.asarray(logits, np.float32))
     y = _check_target(logits, target)
     return dice_from_probs(F.softmax(logits.float(), dim=1)[:, 1], y, hard, smooth)
 
 def dice_from_probs(probs, target, hard=True, smooth=1.0):
-    "Dice of each image of class-1 probabilities `probs` (B,H,W), rounded if `hard`, against 0/1 `target` (B,H,W)"
+    "Dice of each image of class-1 `probs` (B,H,W) against `target`"
     x, y = torch.as_tensor(probs).float(), torch.as_tensor(target).float()
     if not ((y == 0) | (y == 1)).all():  # a 0/255 mask would give dice above 1
         raise ValueError(f"`target` must hold only 0 (background) and 1 (particle), found {torch.unique(y)[:5].tolist()}; "
@@ -53,7 +53,7 @@ def dice_score(logits, target, hard=True, smooth=1.0):
 
 # %% ../nbs/05_metrics.ipynb #507c895a
 class HardDice(Metric):
-    "Per-image hard dice (rounded class-1 softmax) averaged over every image of the validation set"
+    "Per-image hard dice, averaged over the whole validation set"
     hard = True
     def __init__(self, smooth=1.0): self.smooth = smooth; self.reset()
     def reset(self): self.total, self.count = 0., 0
@@ -66,7 +66,7 @@ class HardDice(Metric):
     def value(self): return self.total/self.count if self.count else None
 
 class SoftDice(HardDice):
-    "Per-image soft dice (class-1 softmax probabilities) averaged over every image of the validation set"
+    "Per-image soft dice, averaged over the whole validation set"
     hard = False
 
 # %% ../nbs/05_metrics.ipynb #e7fc809a
@@ -85,7 +85,7 @@ def _mask_pair(pred, truth):
     return x, y
 
 def mask_dice(pred, truth, smooth=1.0):
-    "Dice of binary masks: a float for 2D `pred`/`truth`, an (N,) array of per-image values for (N,H,W) stacks"
+    "Dice of binary masks: a float for 2D, per image for (N,H,W) stacks"
     x, y = _mask_pair(pred, truth)
     ax = (-2, -1)
     d = (2*(x & y).sum(ax) + smooth)/(x.sum(ax) + y.sum(ax) + smooth)
@@ -95,28 +95,28 @@ def mask_dice(pred, truth, smooth=1.0):
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 
 def mask_boundary(mask):
-    "Inner boundary of binary `mask` (H,W) or stack (N,H,W): its pixels with a 4-neighbour outside it or the image"
+    "Inner boundary pixels of binary `mask` (H,W) or stack (N,H,W)"
     m = _as_mask(mask, 'mask')
     return m & ~binary_erosion(m, _CROSS.reshape((1,)*(m.ndim - 2) + (3, 3)))   # no erosion across images
 
 # %% ../nbs/05_metrics.ipynb #37c78357
 def _dists(a, b):
-    "Distance (px) from each pixel of boundary `a` to the nearest pixel of boundary `b`; inf if `b` is empty"
+    "Distance (px) from each pixel of boundary `a` to nearest of `b`"
     return distance_transform_edt(~b)[a] if b.any() else np.full(a.sum(), np.inf)
 
 def _edge_dists(pred, truth):
-    "Per image, the distances from `pred`'s boundary to `truth`'s and back, and whether the masks were 2D"
+    "Per image, boundary distances pred-to-truth and back; and if 2D"
     x, y = _mask_pair(pred, truth)
     bx, by = mask_boundary(x).reshape(-1, *x.shape[-2:]), mask_boundary(y).reshape(-1, *y.shape[-2:])
     return [(_dists(a, b), _dists(b, a)) for a, b in zip(bx, by)], x.ndim == 2
 
 def _per_image(vals, two_d):
-    "A float for a 2D pair, an (N,) array for a stack, as `mask_dice` returns"
+    "A float for a 2D pair, an (N,) array for a stack"
     return float(vals[0]) if two_d else np.array(vals, float)
 
 # %% ../nbs/05_metrics.ipynb #4b59cadd
 def _f1(dp, dt, tol):
-    "Boundary F1 at `tol` px from the distances `dp` (pred to truth) and `dt` (truth to pred)"
+    "Boundary F1 at `tol` px from distances `dp` and `dt`"
     if tol < 0: raise ValueError(f"`tol` must be a distance >= 0 px, got {tol}")
     if not len(dp) and not len(dt): return 1.0                     # both masks empty: perfect, as dice's 1
     if not len(dp) or not len(dt): return 0.0                      # one empty: nothing found or all wrong
@@ -124,25 +124,25 @@ def _f1(dp, dt, tol):
     return float(2*p*r/(p + r)) if p + r else 0.0
 
 def boundary_f1(pred, truth, tol=1):
-    "Boundary F1 of binary masks at `tol` px: a float for 2D `pred`/`truth`, per image for (N,H,W) stacks"
+    "Boundary F1 of binary masks at `tol` px, per image for stacks"
     ds, two_d = _edge_dists(pred, truth)
     return _per_image([_f1(dp, dt, tol) for dp, dt in ds], two_d)
 
 # %% ../nbs/05_metrics.ipynb #ff2cb537
 def _hd95(dp, dt):
-    "95th percentile of the pooled distances `dp` and `dt`: 0 if both are empty, inf if one is"
+    "95th percentile of the pooled distances `dp` and `dt`"
     if not len(dp) and not len(dt): return 0.0
     if not len(dp) or not len(dt): return np.inf
     return float(np.percentile(np.concatenate([dp, dt]), 95))
 
 def hausdorff95(pred, truth):
-    "95th-percentile symmetric Hausdorff distance (px) between boundaries of binary masks, per image for stacks"
+    "95th-percentile Hausdorff distance (px) of mask boundaries"
     ds, two_d = _edge_dists(pred, truth)
     return _per_image([_hd95(dp, dt) for dp, dt in ds], two_d)
 
 # %% ../nbs/05_metrics.ipynb #5a65b095
 def edge_scores(pred, truth, tols=(1, 2)):
-    "Mean over images of `boundary_f1` at each of `tols` px and of finite `hausdorff95`, and the fraction infinite"
+    "Mean boundary F1 at `tols`, finite HD95, and fraction infinite"
     ds, _ = _edge_dists(pred, truth)
     if not len(ds): raise ValueError("no images to score: `pred` and `truth` hold an empty stack")
     hd = np.array([_hd95(dp, dt) for dp, dt in ds])

@@ -20,7 +20,7 @@ from .io import atomic_write, first_line, int_list, whole
 
 # %% ../nbs/03_model.ipynb #a0db8bd2
 def _norm(bn, x):
-    "`bn(x)`; in CPU training a channels-last `x` is normalised in NCHW, where PyTorch's kernel is several times faster"
+    "`bn(x)`, run in NCHW for channels-last `x` in CPU training"
     cl = torch.channels_last
     if bn.training and x.device.type == 'cpu' and not x.is_contiguous() and x.is_contiguous(memory_format=cl):
         return bn(x.contiguous()).contiguous(memory_format=cl)
@@ -28,7 +28,7 @@ def _norm(bn, x):
 
 # %% ../nbs/03_model.ipynb #5a4313b2
 class ResidualBlock(nn.Module):
-    "`conv1`-`bn1`-ReLU-`conv2`-`bn2` plus a 1x1 `conv_add` of the input, summed, then ReLU; `ni`->`nf` channels"
+    "`conv1`-`bn1`-ReLU-`conv2`-`bn2` plus 1x1 `conv_add` of input, then ReLU"
     def __init__(self, ni, nf, dilation=1, kernel=3):
         super().__init__()
         pad = dilation*(kernel-1)//2  # "same" padding for odd kernels
@@ -48,7 +48,7 @@ class ResidualBlock(nn.Module):
 # %% ../nbs/03_model.ipynb #368bb8cb
 @dataclass(frozen=True)
 class Arch:
-    "A residual UNet's architecture: `pools` per level, optional `dilations` (N+1), `pool` ('max', 'avg'), odd `kernel`"
+    "A residual UNet's architecture: `pools`, `dilations`, `pool`, `kernel`"
     pools: tuple
     dilations: tuple = None
     pool: str = 'max'
@@ -72,7 +72,7 @@ class Arch:
 # %% ../nbs/03_model.ipynb #bb0f7247
 @patch(as_prop=True)
 def name(self:Arch):
-    "Study-style name: 'm22', 'm248', 'm22-d112'; 'a22' for average pooling, '-k5' for kernel 5"
+    "Study-style name such as 'm22', 'm22-d112', 'a22' or 'm24-k5'"
     name = ('a' if self.pool == 'avg' else 'm') + ''.join(map(str, self.pools))
     if self.dilations is not None: name += '-d' + ''.join(map(str, self.dilations))
     return name if self.kernel == 3 else f'{name}-k{self.kernel}'
@@ -89,7 +89,7 @@ _FIELDS = ('pools', 'dilations', 'pool', 'kernel', 'n_blocks')
 
 @patch(cls_method=True)
 def of(cls:Arch, a):
-    "`a` as an `Arch`: an `Arch`, a name like 'm24', or a mapping with its fields (a record, a model's `config`)"
+    "`a` as an `Arch`: an `Arch`, a name like 'm24', or a mapping of fields"
     if isinstance(a, Arch): return a
     if isinstance(a, str): return cls.parse(a)
     if isinstance(a, Mapping): return cls(**{k: a[k] for k in _FIELDS if k in a})
@@ -103,7 +103,7 @@ def fields(self:Arch):
 # %% ../nbs/03_model.ipynb #928b3389
 @patch
 def layers(self:Arch):
-    "(kernel, stride) of each layer on the deepest path, encoder -> bottleneck -> decoder"
+    "(kernel, stride) of each layer on the deepest path"
     k, dils = self.kernel, self.dilations or (1,)*(self.n_blocks+1)
     conv = lambda d: (d*(k-1)+1, Fraction(1))              # dilated conv: alpha*(k-1)+1 (Araujo et al.)
     up = 2 if self.pool == 'avg' else 1                     # bilinear reads 2 coarse pixels, nearest reads 1
@@ -129,12 +129,12 @@ def divides_patch(pools, size):
     return int(size) % math.prod(pools) == 0
 
 def fits_patch(rf_px, size):
-    "True where a receptive field of `rf_px` fits in a `size`-px patch (the study kept RF < patch)"
+    "Whether a receptive field of `rf_px` fits in a `size` px patch"
     return np.asarray(rf_px) < size
 
 @patch
 def fit_problem(self:Arch, size=512):
-    "Why the architecture cannot run on `size`-px patches, or None when it can"
+    "Why the architecture cannot run on `size` px patches, or None"
     if not divides_patch(self.pools, size):
         return (f"{self.name} downsamples by {self.step}, which does not divide the {size}-px patch; "
                 "choose pools whose product divides the patch, or another patch size")
@@ -144,13 +144,13 @@ def fit_problem(self:Arch, size=512):
 
 @patch
 def check_fits(self:Arch, size=512):
-    "Receptive field (px) after checking that the architecture fits `size`-px patches"
+    "Receptive field (px), after checking it fits `size` px patches"
     if (why := self.fit_problem(size)): raise ValueError(why)
     return self.rf
 
 # %% ../nbs/03_model.ipynb #6703e83f
 class ResUNet(nn.Module):
-    "Residual UNet of architecture `arch` (an `Arch` or a name like 'm24'), 4*2^i `filters` at level i, `n_classes` logits"
+    "Residual UNet of architecture `arch` with `n_classes` logits"
     def __init__(self, arch, filters=4, n_classes=2):
         super().__init__()
         self.arch = arch = Arch.of(arch)
@@ -171,7 +171,7 @@ class ResUNet(nn.Module):
 
     @property
     def config(self):
-        "The architecture's fields with `filters` and `n_classes`: what a weights file stores"
+        "Architecture fields with `filters` and `n_classes`, as saved"
         return dict(self.arch.fields(), filters=self.filters, n_classes=self.n_classes)
 
     @classmethod
@@ -183,7 +183,7 @@ class ResUNet(nn.Module):
 _SHAPE_FIX = {2: 'one image: x[None, None]', 3: 'a stack of images (B,H,W): x[:, None]'}
 
 def _check_input(x, step, dtype=torch.float32):
-    "Raise a one-line error unless `x` is a (B,1,H,W) `dtype` tensor with H and W multiples of `step`"
+    "Raise a one-line error unless `x` is a (B,1,H,W) `dtype` tensor"
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"ResUNet takes a torch tensor (B,1,H,W), got {type(x).__name__}; convert with "
                         "torch.as_tensor(x, dtype=torch.float32), or use temrf.model.predict for numpy images")
@@ -227,13 +227,13 @@ def count_params(model):
 
 # %% ../nbs/03_model.ipynb #2cd8e0ea
 def save_weights(model, path):
-    "Save the weights of ResUNet `model` with its `config` to `path` (written atomically)"
+    "Save the weights of `model` with its `config` to `path` atomically"
     sd = {k: v.detach().cpu() for k,v in model.state_dict().items()}
     return atomic_write(path, lambda f: torch.save(dict(temrf_config=dict(model.config), state_dict=sd), f))
 
 # %% ../nbs/03_model.ipynb #7da0099d
 def load_weights(path, map_location='cpu', expect=None):
-    "The ResUNet (eval mode) saved in `path` by `save_weights`; `expect` (a config dict) must agree with the file's"
+    "ResUNet (eval mode) from weights file `path`, checked against `expect`"
     try: obj = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError: raise FileNotFoundError(f"{path} does not exist; give a weights file written by temrf") from None
     except Exception as e:
@@ -251,7 +251,7 @@ def load_weights(path, map_location='cpu', expect=None):
 # %% ../nbs/03_model.ipynb #fec6c423
 @torch.inference_mode()
 def predict(model, images, bs=32):
-    "Class-1 probabilities (float32 numpy, same shape) of `model` on images (N,H,W) or (H,W), in batches of `bs`"
+    "Class-1 probabilities of `model` on images (N,H,W) or (H,W)"
     x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     one = x.ndim == 2
     if one: x = x[None]
@@ -268,7 +268,7 @@ def predict(model, images, bs=32):
 
 # %% ../nbs/03_model.ipynb #22ba14f7
 class _StudyModule(nn.Module):
-    "Stand-in for a module class pickled in the study's `__main__`: keeps the pickled state, cannot run"
+    "Stand-in for a class pickled in the study's `__main__`"
     def forward(self, *args): raise RuntimeError("a stand-in for a pickled study class: use the ResUNet from load_study_checkpoint")
 
 _STANDINS = {n: type(n, (_StudyModule,), {}) for n in ('UNet', 'UNet_MaxPool', 'ResidualBlock', 'ResUNet')}
@@ -285,7 +285,7 @@ def _thnn_backend(*args): return None
 class _Refused(pickle.UnpicklingError): pass
 
 class _StudyUnpickler(pickle.Unpickler):
-    "Unpickler mapping the study's `__main__` classes to stand-ins and refusing every global not named in `_ALLOWED`"
+    "Unpickler with stand-ins for `__main__` classes and `_ALLOWED` globals"
     def find_class(self, module, name):
         module = {'__builtin__': 'builtins'}.get(module, module)
         if module in ('__main__', 'temrf.model') and name in _STANDINS: return _STANDINS[name]
@@ -299,13 +299,13 @@ _study_pickle.load = lambda f, **kw: _StudyUnpickler(f, **kw).load()
 
 # %% ../nbs/03_model.ipynb #e563c364
 def _not_checkpoint(path, e):
-    "The one-line error for a `path` that torch cannot read, with the reader's reason `e`"
+    "The one-line error for a `path` that torch cannot read"
     why, kind = first_line(e)[:100], type(e).__name__
     return ValueError(f"{path} is not a study checkpoint ({kind if why == kind else f'{kind}: {why}'}); "
                       "give a model file written by torch.save, such as the study's published .h5 models")
 
 def _torch_load(path, map_location='cpu'):
-    "Object in the checkpoint at `path`: a plain state_dict safely, else a whole study module via stand-ins"
+    "Object in checkpoint `path`: a state_dict, or a module via stand-ins"
     if not Path(path).is_file(): raise FileNotFoundError(f"{path} does not exist (or is a folder); give a study checkpoint file")
     try: return torch.load(path, map_location=map_location, weights_only=True)
     except Exception: pass  # a whole pickled module, or no checkpoint at all: the study's unpickler tells which
@@ -318,7 +318,7 @@ def _torch_load(path, map_location='cpu'):
 
 # %% ../nbs/03_model.ipynb #58162b9e
 def _study_parts(m):
-    "`dict` of `downs, pools, ups, upsamples` (lists, decoder deepest first), `bottleneck`, `final_conv` of pickled `m`"
+    "The layer lists, `bottleneck` and `final_conv` of pickled module `m`"
     kids = dict(m.named_children())
     if 'downs' in kids and 'ups' in kids: parts = {k: list(kids[k]) for k in ('downs', 'pools', 'ups', 'upsamples')}
     elif 'down1' in kids:
@@ -364,13 +364,13 @@ def _study_state(p):
 
 # %% ../nbs/03_model.ipynb #7f163dc6
 def _from_name(stem, letter, n):
-    "The `n` one-digit values after `letter` in a study file name such as 'UNet_b2_Au_m24_run1_model', else None"
+    "The `n` one-digit values after `letter` in study file name `stem`"
     m = re.search(rf'(?:^|[_-]){letter}(\d+)(?=[_.-]|$)', stem)
     return [int(c) for c in m[1]] if m and len(m[1]) == n else None
 
 # %% ../nbs/03_model.ipynb #599eb558
 def _state_config(sd, name='', pools=None, dilations=None, pool=None):
-    "`(state_dict, ResUNet arguments)` for a plain study or ResUNet state_dict `sd` saved as file `name`"
+    "(state_dict, ResUNet arguments) for a plain state_dict `sd`"
     sd = {k.removeprefix('module.'): v for k,v in sd.items()}
     N = len({k.split('.')[1] for k in sd if k.startswith('downs.')} | {k.split('.')[0] for k in sd if re.match(r'down\d+\.', k)})
     if not N or 'final_conv.weight' not in sd: raise ValueError(f"not a study UNet state_dict: keys {list(sd)[:4]}...")
@@ -385,14 +385,14 @@ def _state_config(sd, name='', pools=None, dilations=None, pool=None):
 
 # %% ../nbs/03_model.ipynb #c2a76945
 def _check_given(cfg, **given):
-    "Raise a ValueError when a `given` argument (not None) disagrees with the inferred `cfg`"
+    "Raise a ValueError if a `given` argument disagrees with `cfg`"
     norm = lambda k,v: (list(v) if set(v) != {1} or k != 'dilations' else None) if isinstance(v, (list, tuple)) else v
     for k,v in given.items():
         if v is not None and norm(k, v) != cfg[k]: raise ValueError(f"{k}={v!r} given, but the checkpoint's layers say {cfg[k]!r}")
 
 # %% ../nbs/03_model.ipynb #fb42b023
 def load_study_checkpoint(path, map_location='cpu', pools=None, dilations=None, pool=None):
-    "ResUNet (eval mode) from the study checkpoint `path`: a whole pickled `UNet`/`UNet_MaxPool` or a state_dict; trusted files only"
+    "ResUNet (eval mode) from the study checkpoint `path`"
     obj = _torch_load(path, map_location)
     if isinstance(obj, Mapping) and isinstance(obj.get('model'), Mapping): obj = obj['model']  # fastai's Learner.save
     if isinstance(obj, nn.Module):

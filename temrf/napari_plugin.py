@@ -31,7 +31,7 @@ def _paths(path):
     return [path] if isinstance(path, (str, Path)) else list(path)
 
 def get_reader(path):
-    "napari's reader hook: `read_layers` when every file in `path` is one `temrf.files` reads, else None"
+    "napari's reader hook: `read_layers` if temrf reads every file"
     ps = _paths(path)
     return read_layers if ps and all(Path(p).suffix.lower() in READERS for p in ps) else None
 
@@ -42,7 +42,7 @@ def _calibration_note(m):
             "none: the file holds no pixel size; enter one in the Segment widget")
 
 def micrograph_layer(m):
-    "napari layer data `(data, kwargs, 'image')` of `Micrograph` `m`, its scale in nm (1 and no units if uncalibrated)"
+    "napari layer data of `Micrograph` `m`, its scale in nm"
     lead = (1.,)*(m.data.ndim - 2)
     md = dict(temrf=dict(path=m.path, pixel_nm=m.pixel_nm, calibration=_calibration_note(m), file=dict(m.meta)))
     kw = dict(name=Path(m.path).stem, metadata=md)
@@ -50,16 +50,16 @@ def micrograph_layer(m):
     return m.data, kw, 'image'
 
 def read_layers(path):
-    "Layer data of each micrograph in `path` (a file or a list of files), calibrated in nm"
+    "Layer data of each micrograph in `path`, calibrated in nm"
     return [micrograph_layer(read_micrograph(p)) for p in _paths(path)]
 
 # %% ../nbs/18_napari.ipynb #eb14fb13
 def _nm(size, unit):
-    "`size` in pint `unit` as nm, or None when `unit` is not a length (napari's default 'pixel')"
+    "`size` in pint `unit` as nm, or None if `unit` is not a length"
     return float((size*unit).to('nm').magnitude) if unit.is_compatible_with('nm') else None
 
 def layer_pixel_nm(layer):
-    "Pixel size (nm) of `layer`: its scale when in length units, else one given for it earlier, else None"
+    "Pixel size (nm) of `layer`, from its scale or given earlier"
     ys, xs = (_nm(s, u) for s, u in zip(layer.scale[-2:], layer.units[-2:]))
     if ys is None or xs is None: return layer.metadata.get('temrf', {}).get('pixel_nm')
     if abs(ys - xs) > 1e-3*max(ys, xs):
@@ -68,7 +68,7 @@ def layer_pixel_nm(layer):
 
 # %% ../nbs/18_napari.ipynb #40d928da
 def resolve_pixel_nm(layer, pixel_nm=0):
-    "The pixel size (nm) for `layer`: `pixel_nm` when given (> 0), else the layer's; neither is an error that asks"
+    "The pixel size (nm) for `layer`: `pixel_nm`, else the layer's"
     if pixel_nm is not None and pixel_nm < 0: raise ValueError(f"pixel size {pixel_nm} nm is negative; enter the pixel size in nm")
     if pixel_nm: return float(pixel_nm)
     px = layer_pixel_nm(layer)
@@ -77,11 +77,11 @@ def resolve_pixel_nm(layer, pixel_nm=0):
 
 # %% ../nbs/18_napari.ipynb #1ef4be15
 def _is_volume(layer):
-    "Whether 3D `layer` is a volume (axis 0 in length units or labelled z) rather than a stack of frames"
+    "Whether 3D `layer` is a volume rather than a stack of frames"
     return layer.units[0].is_compatible_with('nm') or str(layer.axis_labels[0]).lower() == 'z'
 
 def layer_frames(layer, kind=Image):
-    "The data of `layer` (of type `kind`), an image (H,W) or stack (N,H,W); one-line errors for others, RGB and volumes"
+    "The data of `layer` as an image (H,W) or stack (N,H,W)"
     if layer is None: raise ValueError("no layer chosen: open a micrograph (File > Open) and choose it in the widget")
     name = f"layer {layer.name!r}"
     if not isinstance(layer, kind): raise TypeError(f"{name} is a {type(layer).__name__} layer; choose {'an Image' if kind is Image else 'a Labels'} layer")
@@ -93,7 +93,7 @@ def layer_frames(layer, kind=Image):
 
 # %% ../nbs/18_napari.ipynb #f1f42a86
 def check_grid(model, shape, pixel_nm, name='the image'):
-    "Refuse frames of `shape` that, at `model`'s pixel size, are smaller than one cell of its pooling grid"
+    "Refuse frames smaller than one cell of `model`'s pooling grid"
     f, step = rescale_factor(model, pixel_nm, file=name), model.arch.step
     h, w = (round(s*f) for s in shape[-2:])
     if min(h, w) < step: raise ValueError(
@@ -102,13 +102,13 @@ def check_grid(model, shape, pixel_nm, name='the image'):
 
 # %% ../nbs/18_napari.ipynb #3e8cfc13
 def load_model(model='hr-au'):
-    "The model `model` names: shipped ('hr-au', 'lr-au'), a run folder or a model file, refused in one short line"
+    "The model `model` names: shipped, a run folder or a model file"
     if hasattr(model, 'config') or str(model) in SHIPPED: return model if hasattr(model, 'config') else pretrained(model)
     try: return pretrained(model)
     except ValueError: raise ValueError(f"{Path(model).name} is not a temrf model: choose a model.pth written by temrf train, a run folder, or hr-au / lr-au") from None
 
 def segment_job(layer, model='hr-au', pixel_nm=0, tile=0):
-    "Everything checked before any work: `(model, frames (N,H,W), pixel nm, tile)` for segmenting `layer`"
+    "(model, frames, pixel nm, tile) for segmenting `layer`, checked"
     data = layer_frames(layer)
     px = resolve_pixel_nm(layer, pixel_nm)
     model = load_model(model)
@@ -116,17 +116,17 @@ def segment_job(layer, model='hr-au', pixel_nm=0, tile=0):
     return model, (data[None] if data.ndim == 2 else data), px, tile or None
 
 def segment_frames(model, frames, pixel_nm, tile=None):
-    "Yield the class-1 probabilities of each frame: the generator a worker thread runs, one progress step a frame"
+    "Yield the class-1 probabilities of each of `frames`"
     for f in frames: yield segment(model, np.asarray(f), pixel_nm=pixel_nm, tile=tile, progress=False)
 
 # %% ../nbs/18_napari.ipynb #ce8a0590
 def _result_kw(layer, pixel_nm, model):
-    "Keywords putting a new layer on `layer`'s grid, with the pixel size and model in its metadata"
+    "Keywords putting a new layer on `layer`'s grid, with metadata"
     return dict(scale=layer.scale, translate=layer.translate, units=layer.units,
                 metadata=dict(temrf=dict(source=layer.name, pixel_nm=pixel_nm, model=model.info['name'])))
 
 def add_results(viewer, layer, probs, pixel_nm, model):
-    "Add to `viewer` the mask of `probs` as an editable Labels layer and `probs` as an Image layer, on `layer`'s grid"
+    "Add the mask and probabilities `probs` of `layer` to `viewer`"
     p = np.stack(probs).reshape(layer_frames(layer).shape)
     prob = viewer.add_image(p, name=f'{layer.name} probability', colormap='magma', contrast_limits=(0, 1), visible=False,
                             **_result_kw(layer, pixel_nm, model))
@@ -134,25 +134,25 @@ def add_results(viewer, layer, probs, pixel_nm, model):
     return mask, prob
 
 def segment_layer(viewer, layer, model='hr-au', pixel_nm=0, tile=0):
-    "Segment `layer` here and now and add its mask and probabilities to `viewer`: the Segment widget without a thread"
+    "Segment `layer` now and add its mask and probabilities"
     m, frames, px, tile = segment_job(layer, model, pixel_nm, tile)
     return add_results(viewer, layer, list(segment_frames(m, frames, px, tile)), px, m)
 
 # %% ../nbs/18_napari.ipynb #15a0046b
 def notify(f, *args, **kwargs):
-    "`f(*args, **kwargs)`, or None after showing its error as a one-line napari notification"
+    "`f(*args, **kwargs)`, or None after a one-line error notification"
     try: return f(*args, **kwargs)
     except (ValueError, TypeError, OSError, KeyError, RuntimeError) as e: show_error(first_line(e))
 
 # %% ../nbs/18_napari.ipynb #59632052
 def measure_labels(labels, pixel_nm=0, split=False, min_area_px=20):
-    "Particle table (nm) of the Labels layer `labels` as it stands, corrections included, at its pixel size"
+    "Particle table (nm) of the Labels layer `labels` as it stands"
     mask = np.asarray(layer_frames(labels, Labels)) > 0
     return measure(mask, resolve_pixel_nm(labels, pixel_nm), split=split, min_area_px=min_area_px)
 
 # %% ../nbs/18_napari.ipynb #8b6efd53
 def size_figure(table):
-    "A matplotlib figure of `table`'s histogram of equivalent circular diameters (nm)"
+    "A matplotlib figure of `table`'s ECD histogram (nm)"
     fig = Figure(figsize=(4, 2.6), dpi=80)
     plot_size_histogram(table, ax=fig.add_subplot(), include_edge=True)
     fig.tight_layout()
@@ -160,25 +160,25 @@ def size_figure(table):
 
 # %% ../nbs/18_napari.ipynb #b54b3019
 def _new_file(path, overwrite):
-    "`path` as a `Path`, refused when it is a folder, or an existing file and not `overwrite`"
+    "`path` as a `Path`, refused if a folder or an existing file"
     p = Path(path)
     if p.is_dir(): raise IsADirectoryError(f"{p} is a folder; give a file name")
     if p.exists() and not overwrite: raise FileExistsError(f"{p} exists; tick 'overwrite' to replace it, or choose another file name")
     return p
 
 def export_csv(table, path, overwrite=False):
-    "Write the particle `table` to CSV `path` atomically; an existing file only with `overwrite`"
+    "Write the particle `table` to CSV `path` atomically"
     return atomic_write(_new_file(path, overwrite), lambda tmp: table.to_csv(tmp, index=False))
 
 def export_tiff(labels, path, pixel_nm=0, overwrite=False):
-    "Write the Labels layer `labels` as an ImageJ TIFF calibrated in nm, atomically; an existing file only with `overwrite`"
+    "Write Labels layer `labels` as an ImageJ TIFF calibrated in nm"
     p, a = _new_file(path, overwrite), np.asarray(layer_frames(labels, Labels))
     a = a.astype(np.uint8 if a.max() < 256 else np.uint16 if a.max() < 65536 else np.float32)
     return save_tiff(p, a, resolve_pixel_nm(labels, pixel_nm), overwrite=True)
 
 # %% ../nbs/18_napari.ipynb #04962eba
 def rf_advice(layer, pixel_nm=0, labels=None, model=None):
-    "`suggest_rf` on image `layer` (with the Labels layer `labels`, if given): `(advice, text)`"
+    "`suggest_rf` on image `layer`, with `labels` if given: (advice, text)"
     data, px = np.asarray(layer_frames(layer)), resolve_pixel_nm(layer, pixel_nm)
     lab = None if labels is None else np.asarray(layer_frames(labels, Labels)) > 0
     a = suggest_rf(data, px, labels=lab, model=model)
@@ -186,7 +186,7 @@ def rf_advice(layer, pixel_nm=0, labels=None, model=None):
 
 # %% ../nbs/18_napari.ipynb #0d95b29a
 def _finetune_patch(labels, step, need=10):
-    "Largest patch (px, a multiple of `step`) giving `need` patches of `labels` (N,H,W) with particles; and their count"
+    "Largest patch giving `need` patches of `labels` with particles"
     best = 0
     for patch in (512, 256, 128, 64, 32):
         if patch % step or patch > min(labels.shape[1:]): continue
@@ -199,7 +199,7 @@ def _finetune_patch(labels, step, need=10):
 
 # %% ../nbs/18_napari.ipynb #e8016ae5
 def finetune_dataset(image, labels, folder, pixel_nm=0, init=None, name='napari'):
-    "Write `image` and its corrected `labels` as a dataset `temrf train --dataset` reads; the files and the command"
+    "Write `image` and `labels` as a dataset for `temrf train`"
     imgs, lbls = np.asarray(layer_frames(image)), np.asarray(layer_frames(labels, Labels))
     if imgs.shape != lbls.shape: raise ValueError(f"layer {image.name!r} is {imgs.shape} and {labels.name!r} {lbls.shape}; choose the labels drawn on this image")
     px, folder = resolve_pixel_nm(image, pixel_nm), Path(folder)
@@ -216,7 +216,7 @@ def finetune_dataset(image, labels, folder, pixel_nm=0, init=None, name='napari'
 
 # %% ../nbs/18_napari.ipynb #321b3df8
 def _layer_combo(viewer, kind, label, nullable=False):
-    "A combo box of `viewer`'s layers of type `kind`, kept current as layers come and go"
+    "A combo box of `viewer`'s layers of type `kind`, kept current"
     cb = ComboBox(label=label, nullable=nullable, choices=lambda w: [(l.name, l) for l in viewer.layers if isinstance(l, kind)])
     viewer.layers.events.inserted.connect(lambda e: cb.reset_choices())
     viewer.layers.events.removed.connect(lambda e: cb.reset_choices())
@@ -227,7 +227,7 @@ def _pixel_box():
     return FloatSpinBox(label='pixel size (nm)', value=0, min=0, max=1e4, step=0.0001, tooltip="0: from the layer's scale (units nm); required when the layer has none")
 
 def _collect(gen):
-    "Yield once per item of `gen` (a progress step) and return the items: the body of a generator worker"
+    "Yield once per item of `gen` and return the items"
     out = []
     for x in gen:
         out.append(x)
@@ -235,7 +235,7 @@ def _collect(gen):
     return out
 
 def _start(f, args, done, total=0, desc='temrf'):
-    "Run `f(*args)` in a napari worker thread with progress (busy if `total` is 0); `done(result)`, errors notified"
+    "Run `f(*args)` in a napari worker thread, then `done(result)`"
     from napari.qt.threading import create_worker
     w = create_worker(f, *args, _progress=dict(total=total, desc=desc), _ignore_errors=True, _start_thread=False)
     w.returned.connect(done); w.errored.connect(lambda e: show_error(first_line(e)))
@@ -244,7 +244,7 @@ def _start(f, args, done, total=0, desc='temrf'):
 
 # %% ../nbs/18_napari.ipynb #97936d91
 class SegmentWidget(Container):
-    "Segment an image layer with a temrf model in a worker thread; adds an editable mask and the probabilities"
+    "Segment an image layer with a temrf model in a worker thread"
     def __init__(self, viewer: 'napari.viewer.Viewer'):
         self.viewer, self.worker = viewer, None
         self.image = _layer_combo(viewer, Image, 'image')
@@ -260,7 +260,7 @@ class SegmentWidget(Container):
 # %% ../nbs/18_napari.ipynb #21e678aa
 @patch
 def show_pixel(self:SegmentWidget, *_):
-    "Say where the chosen layer's pixel size comes from, and ask for one when it has none"
+    "Show where the chosen layer's pixel size comes from, or ask"
     l = self.image.value
     px = None if l is None else notify(layer_pixel_nm, l)
     self.info.value = '' if l is None else f'pixel size from the layer: {px:.4g} nm' if px else 'no pixel size on this layer: enter one (required)'
@@ -276,7 +276,7 @@ def model_source(self:SegmentWidget):
 
 @patch
 def run(self:SegmentWidget, sync=False):
-    "Check, then segment in a worker thread (here and now if `sync`); the worker, or the layers when `sync`"
+    "Check, then segment in a worker thread (now if `sync`)"
     layer = self.image.value
     job = notify(lambda: segment_job(layer, self.model_source(), self.pixel.value, self.tile.value))
     if job is None: return None
@@ -289,7 +289,7 @@ def run(self:SegmentWidget, sync=False):
 
 # %% ../nbs/18_napari.ipynb #c6440c11
 class MeasureWidget(Container):
-    "Measure the particles of a Labels layer in nm: table, summary, size histogram, CSV and calibrated TIFF export"
+    "Measure the particles of a Labels layer in nm, and export"
     def __init__(self, viewer: 'napari.viewer.Viewer'):
         self.viewer, self.result, self.canvas = viewer, None, None
         self.labels_layer, self.pixel = _layer_combo(viewer, Labels, 'labels'), _pixel_box()
@@ -307,7 +307,7 @@ class MeasureWidget(Container):
 # %% ../nbs/18_napari.ipynb #5520d148
 @patch
 def run(self:MeasureWidget):
-    "Measure the chosen Labels layer; show table, summary and histogram; the table (None if refused)"
+    "Measure the chosen Labels layer and show the results; the table"
     t = notify(measure_labels, self.labels_layer.value, self.pixel.value, self.split.value)
     if t is None: return None
     self.result, self.table.value = t, t.round(3)
@@ -318,7 +318,7 @@ def run(self:MeasureWidget):
 
 @patch
 def show_figure(self:MeasureWidget, fig):
-    "Show matplotlib `fig` at the bottom of the widget, replacing the previous one"
+    "Show matplotlib `fig` at the bottom of the widget"
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
     if self.canvas is not None: self.native.layout().removeWidget(self.canvas); self.canvas.deleteLater()
     self.canvas = FigureCanvasQTAgg(fig); self.canvas.setMinimumHeight(200)
@@ -326,7 +326,7 @@ def show_figure(self:MeasureWidget, fig):
 
 @patch
 def export(self:MeasureWidget, what='csv'):
-    "Export the last table (`what='csv'`) or the Labels layer as a calibrated TIFF (`'tiff'`); the path written or None"
+    "Export the last table as CSV or the Labels layer as a TIFF"
     if what == 'csv' and self.result is None: return show_error("nothing measured yet: press Measure first")
     p = (notify(export_csv, self.result, self.csv.value, self.overwrite.value) if what == 'csv' else
          notify(export_tiff, self.labels_layer.value, self.tiff.value, self.pixel.value, self.overwrite.value))
@@ -335,7 +335,7 @@ def export(self:MeasureWidget, what='csv'):
 
 # %% ../nbs/18_napari.ipynb #a59c4168
 class RFAdviceWidget(Container):
-    "The receptive field the chosen image needs (`suggest_rf`), with its reasons and the architectures that reach it"
+    "The receptive field the chosen image needs, and why"
     def __init__(self, viewer: 'napari.viewer.Viewer'):
         self.viewer, self.worker, self.advice = viewer, None, None
         self.image, self.labels_layer = _layer_combo(viewer, Image, 'image'), _layer_combo(viewer, Labels, 'labels (optional)', nullable=True)
@@ -352,7 +352,7 @@ def show_advice(self:RFAdviceWidget, result):
 
 @patch
 def run(self:RFAdviceWidget, sync=False):
-    "Check, then run `rf_advice` in a worker thread (here and now if `sync`); the worker, or the result when `sync`"
+    "Check, then run `rf_advice` in a worker thread (now if `sync`)"
     image, labels, px = self.image.value, self.labels_layer.value, self.pixel.value
     if notify(lambda: (layer_frames(image), resolve_pixel_nm(image, px))) is None: return None
     if sync:
@@ -366,7 +366,7 @@ def run(self:RFAdviceWidget, sync=False):
 
 # %% ../nbs/18_napari.ipynb #850a46d7
 class FinetuneWidget(Container):
-    "Write an image and its corrected labels as a dataset `temrf train --dataset` reads, and show the command"
+    "Write an image and its labels as a dataset to train from"
     def __init__(self, viewer: 'napari.viewer.Viewer'):
         self.viewer, self.result = viewer, None
         self.image, self.labels_layer = _layer_combo(viewer, Image, 'image'), _layer_combo(viewer, Labels, 'labels')
@@ -379,7 +379,7 @@ class FinetuneWidget(Container):
 
 @patch
 def run(self:FinetuneWidget):
-    "Write the dataset; show and return what `finetune_dataset` returns (None if refused)"
+    "Write the dataset and show what `finetune_dataset` returns"
     init = None if self.init.value not in SHIPPED else self.init.value
     r = notify(finetune_dataset, self.image.value, self.labels_layer.value, self.folder.value, self.pixel.value, init)
     if r is None: return None

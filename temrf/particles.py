@@ -20,7 +20,7 @@ from .files import from_signal
 
 # %% ../nbs/13a_particles.ipynb #c5a33d22
 def _as_masks(mask):
-    "A bool stack (N,H,W) from one mask (H,W) or a stack, bool or numbers (particle: above 0.5)."
+    "A bool stack (N,H,W) from one mask or a stack (above 0.5)"
     m = np.asarray(mask)
     if m.ndim not in (2, 3): raise ValueError(f"mask has shape {m.shape}: pass one mask (H,W) or a stack (N,H,W)")
     m = m if m.dtype == bool else m > 0.5
@@ -32,7 +32,7 @@ COLUMNS = ('frame', 'label', 'area_nm2', 'ecd_nm', 'major_nm', 'minor_nm', 'circ
 _PROPS = ('label', 'area', 'centroid', 'axis_major_length', 'axis_minor_length', 'perimeter', 'bbox')
 
 def _frame_table(regions, pixel_nm, frame=0, min_area_px=20):
-    "Particle table (`COLUMNS`) of one frame's labelled `regions`, regions under `min_area_px` left out."
+    "Particle table of one frame's labelled `regions`"
     t = pd.DataFrame(regionprops_table(regions, properties=_PROPS))
     t = t[t['area'] >= min_area_px].reset_index(drop=True)
     area, per, (h, w) = t['area']*pixel_nm**2, t['perimeter']*pixel_nm, regions.shape
@@ -45,7 +45,7 @@ def _frame_table(regions, pixel_nm, frame=0, min_area_px=20):
 
 # %% ../nbs/13a_particles.ipynb #6bcbc837
 def split_touching(mask, min_distance_px):
-    "Labelled regions of bool `mask`, touching particles split by a distance-transform watershed."
+    "Labelled regions of bool `mask`, touching particles split"
     regions, r = label_regions(mask), max(1, int(min_distance_px))
     dist = ndimage.gaussian_filter(ndimage.distance_transform_edt(mask), 1)  # no flat crests, no pixel steps
     win = np.ones((2*int(r/2**.5) + 1,)*2, bool)                              # the square inside a disc of radius r
@@ -58,7 +58,7 @@ def split_touching(mask, min_distance_px):
 
 # %% ../nbs/13a_particles.ipynb #e68b720a
 def _min_distance_px(regions, pixel_nm, diameter_nm=None, min_area_px=20):
-    "Least peak separation (px) for splitting: half of `diameter_nm`, else half the median ECD of `regions`."
+    "Least peak separation (px) for splitting touching particles"
     if diameter_nm is not None: return 0.5*diameter_nm/pixel_nm
     areas = np.bincount(regions.ravel())[1:]
     areas = areas[areas >= min_area_px]
@@ -66,7 +66,7 @@ def _min_distance_px(regions, pixel_nm, diameter_nm=None, min_area_px=20):
 
 # %% ../nbs/13a_particles.ipynb #77718eae
 def measure(mask, pixel_nm=None, split=False, min_area_px=20, diameter_nm=None):
-    "Table of the particles of `mask` (H,W), (N,H,W) or a HyperSpy signal, one row each: size, shape and position in nm."
+    "Table of the particles of `mask`: size, shape and position in nm"
     mask, pixel_nm = from_signal(mask, pixel_nm)  # a signal's pixel size from its axes
     px, masks = pixel_size(pixel_nm), _as_masks(mask)
     tables = []
@@ -80,14 +80,14 @@ def measure(mask, pixel_nm=None, split=False, min_area_px=20, diameter_nm=None):
 
 # %% ../nbs/13a_particles.ipynb #28665807
 def _stats(rows, include_edge, field_nm2):
-    "Count, ECD statistics and coverage of particle `rows` on fields of total area `field_nm2`."
+    "Count, ECD statistics and coverage of particle `rows`"
     sized = rows if include_edge else rows[~rows.touches_edge]
     return dict(count=len(sized), n_edge=int(rows.touches_edge.sum()), mean_ecd_nm=sized.ecd_nm.mean(),
                 std_ecd_nm=sized.ecd_nm.std(), median_ecd_nm=sized.ecd_nm.median(),
                 coverage=rows.area_nm2.sum()/field_nm2 if field_nm2 else np.nan)
 
 def size_summary(table, include_edge=False, field_nm2=None):
-    "Per frame and overall ('all'): particle count, ECD mean, std, median (nm) and coverage of a `measure` table."
+    "Per frame and overall: count, ECD statistics and coverage"
     field = field_nm2 or table.attrs.get('field_nm2')
     n = table.attrs.get('n_frames', int(table.frame.max()) + 1 if len(table) else 0)
     rows = [_stats(table[table.frame == f], include_edge, field) for f in range(n)]
@@ -96,7 +96,7 @@ def size_summary(table, include_edge=False, field_nm2=None):
 
 # %% ../nbs/13a_particles.ipynb #d8a91075
 def plot_size_histogram(table, ax=None, include_edge=False, bins=20):
-    "Histogram of `table`'s ECD (nm) with its mean and particle count in the legend; returns the axes."
+    "Histogram of `table`'s ECD (nm) with its mean and count"
     d = (table if include_edge else table[~table.touches_edge]).ecd_nm
     if ax is None: ax = plt.subplots(figsize=(4, 2.8), dpi=60)[1]
     ax.hist(d, bins=bins, color='tab:orange', alpha=.7)
@@ -107,12 +107,12 @@ def plot_size_histogram(table, ax=None, include_edge=False, bins=20):
 
 # %% ../nbs/13a_particles.ipynb #542aad43
 def truth_table(infos):
-    "The simulator's particle records (`meta['images']` of `temrf.sim`) as one table with a `frame` column."
+    "The simulator's particle records of `infos` as one table"
     cols = ['frame', 'x_nm', 'y_nm', 'diameter_nm', 'ecd_nm', 'shape']
     return pd.DataFrame([dict(frame=i, **r) for i, info in enumerate(infos) for r in info.get('particles', [])], columns=cols)
 
 def match_truth(table, truth, max_dist_nm=None):
-    "Each `truth` particle joined to the measured one of its frame with the nearest centroid (within half its diameter)."
+    "Each `truth` particle joined to the nearest measured one"
     out = truth.assign(label=-1, dist_nm=np.nan)
     for f, tr in truth.groupby('frame'):
         ms = table[table.frame == f]

@@ -20,14 +20,14 @@ from .io import check_image, check_pair, whole
 
 # %% ../nbs/01_preprocess.ipynb #672659be
 def _neighbour_mean(img, r, c, total):
-    "Mean of the 8 neighbours of pixel (`r`,`c`) of `img`; on the border the image mean `total`/size."
+    "Mean of the 8 neighbours of (`r`,`c`); on the border `total`/size"
     H, W = img.shape
     if r == 0 or c == 0 or r == H - 1 or c == W - 1: return total / img.size
     return (img[r-1, c-1:c+2].sum() + img[r, c-1] + img[r, c+1] + img[r+1, c-1:c+2].sum()) / 8
 
 # %% ../nbs/01_preprocess.ipynb #d1ba446c
 def xray_pass_loop(img, threshold):
-    "The study's pass, pixel by pixel: replace in place, brightest first, the pixels of `img` above median + `threshold`"
+    "The study's pass in place, pixel by pixel: count of pixels replaced"
     hot = np.flatnonzero(img > np.median(img) + threshold)
     hot = hot[np.argsort(img.flat[hot], kind='stable')[::-1]]  # brightest first
     total = img.sum(dtype=np.float64)  # kept up to date, so the border mean includes replacements
@@ -39,7 +39,7 @@ def xray_pass_loop(img, threshold):
 
 # %% ../nbs/01_preprocess.ipynb #53053e37
 def _median_of(window, n):
-    "`np.median` of `n` values from `window` = (lo, hi, how many are below lo, the values in [lo, hi]); None if outside"
+    "`np.median` of `n` values from `window`; None if outside the window"
     lo, hi, below, win = window
     k1, k2 = (n - 1)//2, n//2  # the middle ranks, equal when n is odd
     if not below <= k1 <= k2 < below + len(win): return None
@@ -49,14 +49,14 @@ def _median_of(window, n):
 _THREADS = min(os.cpu_count() or 1, 8)
 
 def _window_part(h, lo, hi):
-    "(how many values of `h` lie below `lo`, the values of `h` in [`lo`, `hi`])"
+    "(count of `h` below `lo`, the values of `h` in [`lo`, `hi`])"
     m = h >= lo
     below = h.size - np.count_nonzero(m)
     m &= h <= hi
     return below, h[m]
 
 def _median_window(a, n_sample=65536):
-    "(`np.median(a)`, its window for `_median_of`, or None for small arrays): the window bounded by a sorted sample"
+    "(`np.median(a)`, its window for `_median_of`, or None if small)"
     a = a.ravel()
     n = a.size
     if n < 4*n_sample: return np.median(a), None
@@ -73,7 +73,7 @@ def _median_window(a, n_sample=65536):
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 
 def _xray_pass(img, level):
-    "`xray_pass_loop`'s replacements of the pixels of `img` above `level`, lone ones at once; (count, their flat indices, old values)"
+    "`xray_pass_loop` on `img` above `level`: (count, indices, old values)"
     hot = np.flatnonzero(img > level)
     hot = hot[np.argsort(img.flat[hot], kind='stable')[::-1]]  # brightest first
     old = img.flat[hot]
@@ -102,7 +102,7 @@ def _xray_pass(img, level):
 
 # %% ../nbs/01_preprocess.ipynb #9cab9ade
 def remove_xrays(img, threshold):
-    "Return (a cleaned copy of `img`, replacements made): negatives to 0, pixels above median + `threshold` replaced."
+    "(Cleaned copy of `img`, count): negatives to 0, X-rays replaced"
     return _remove_xrays(check_image(img), threshold)
 
 def _remove_xrays(img, threshold):
@@ -127,7 +127,7 @@ def standardize(img):
     return _standardize(check_image(img))
 
 def _standardize(img, rows=256):
-    "`standardize` of a checked image, `rows` rows at a time (float64 arithmetic, float32 out, no full float64 copy)"
+    "`standardize` of a checked image, `rows` rows at a time"
     mean, std = img.mean(dtype=np.float64), img.std(dtype=np.float64)
     if std == 0:
         raise ValueError(f"cannot standardize a constant image (every pixel is {img.flat[0]}, std 0); drop it from the dataset")
@@ -139,14 +139,14 @@ def _standardize(img, rows=256):
 XRAY_THRESHOLD = {'hr': 1500, 'lr': 400}  # the study's X-ray thresholds (counts above the median), for raw counts
 
 def study_prep(img):
-    "`img` as the study's checkpoints saw images: a 3 px median filter, then scaled to [0, 1], float32"
+    "`img` 3 px median-filtered and scaled to [0, 1], as the study did"
     x = ndimage.median_filter(np.asarray(img, np.float32), 3)
     lo, hi = float(x.min()), float(x.max())
     if hi == lo: return _standardize(x)  # its one-line error for a constant image
     return (x - lo)/(hi - lo)
 
 def prepare(img, kind='hr', xrays=True, prep='standardize', checked=False):
-    "`img` as temrf's networks see images: X-rays removed from raw counts (if `xrays`), then `prep`ared ('standardize' or 'study')"
+    "`img` as temrf's networks see it: X-rays removed, then `prep`ared"
     if prep not in ('standardize', 'study'): raise ValueError(f"prep={prep!r}: choose 'standardize' (temrf's models) or 'study' (the study's checkpoints)")
     img = np.asarray(img) if checked else check_image(img)
     if xrays and kind in XRAY_THRESHOLD and img.min() >= 0: img = _remove_xrays(img, XRAY_THRESHOLD[kind])[0]
@@ -154,7 +154,7 @@ def prepare(img, kind='hr', xrays=True, prep='standardize', checked=False):
 
 # %% ../nbs/01_preprocess.ipynb #01fe20c9
 def make_patches(images, labels, size=512):
-    "Cut `images` and `labels` (N,H,W) into `size`x`size` patches, row by row, left to right, image by image."
+    "Cut `images` and `labels` (N,H,W) into `size`x`size` patches"
     return _patches(*check_pair(images, labels), size)
 
 def _patches(images, labels, size):
@@ -170,7 +170,7 @@ def _patches(images, labels, size):
 
 # %% ../nbs/01_preprocess.ipynb #7e183d81
 def drop_background(images, labels, min_pixels=400):
-    "Keep the patches of `images`/`labels` whose label has more than `min_pixels` particle pixels."
+    "Patches whose label has more than `min_pixels` particle pixels"
     return _drop(*check_pair(images, labels), min_pixels)
 
 def _drop(images, labels, min_pixels):
@@ -180,7 +180,7 @@ def _drop(images, labels, min_pixels):
 
 # %% ../nbs/01_preprocess.ipynb #dafad6ec
 def split_ordered(n, fracs=(0.7, 0.1, 0.2)):
-    "Indices (train, valid, test) of `n` items split in order by `fracs`: floor for train and valid, rest to test."
+    "Indices (train, valid, test) of `n` items split in order by `fracs`"
     if len(fracs) != 3 or min(fracs) < 0 or abs(sum(fracs) - 1) > 1e-6:
         raise ValueError(f"fracs must be three non-negative fractions summing to 1, got {fracs}")
     n = whole(n, 'n (the number of items to split)')
@@ -190,7 +190,7 @@ def split_ordered(n, fracs=(0.7, 0.1, 0.2)):
 
 # %% ../nbs/01_preprocess.ipynb #f12987ec
 def dihedral8(img):
-    "The 8 dihedral transforms (8,H,H) of a square `img`: identity, rot90 k=1..3, fliplr, rot90(fliplr) k=1..3."
+    "The 8 dihedral transforms (8,H,H) of a square `img`"
     img = check_image(img)
     if img.shape[0] != img.shape[1]:
         raise ValueError(f"dihedral8 needs a square image, got {img.shape[0]}x{img.shape[1]}; cut square patches first (make_patches)")
@@ -198,13 +198,13 @@ def dihedral8(img):
 
 # %% ../nbs/01_preprocess.ipynb #3cd8f28a
 def _d8_stack(a):
-    "The 8 dihedral transforms of every item of the stack `a` (n,H,H), as (8n,H,H), item by item."
+    "The 8 dihedral transforms of each item of stack `a`, as (8n,H,H)"
     ts = [np.rot90(x, k, axes=(1, 2)) for x in (a, a[:, :, ::-1]) for k in range(4)]
     return np.stack(ts, axis=1).reshape(-1, *a.shape[1:])
 
 # %% ../nbs/01_preprocess.ipynb #ab3c0f4d
 def augment8(images, labels):
-    "Return `images` and `labels` (n,H,H) augmented to 8n with `dihedral8`, the 8 transforms of each item together."
+    "`images` and `labels` (n,H,H) augmented to 8n with `dihedral8`"
     images, labels = check_pair(images, labels)
     if images.shape[1] != images.shape[2]:
         raise ValueError(f"augment8 needs square patches, got {images.shape[1]}x{images.shape[2]}; cut them with make_patches")
@@ -212,7 +212,7 @@ def augment8(images, labels):
 
 # %% ../nbs/01_preprocess.ipynb #e892dd5c
 def seeded_shuffle(images, labels, seed):
-    "Return `images` and `labels` in the same random order, drawn from `seed` (numpy's legacy `RandomState`)."
+    "`images` and `labels` in one random order drawn from `seed`"
     images, labels = np.asarray(images), np.asarray(labels)
     if len(images) != len(labels):
         raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length; shuffle matching pairs")
@@ -221,21 +221,21 @@ def seeded_shuffle(images, labels, seed):
 
 # %% ../nbs/01_preprocess.ipynb #038bba78
 class Splits(NamedTuple):
-    "Train, valid and test sets, each a tuple (X float32 (n,H,W), Y uint8 (n,H,W))."
+    "Train, valid and test sets, each (X float32, Y uint8) of (n,H,W)"
     train: tuple
     valid: tuple
     test: tuple
 
 # %% ../nbs/01_preprocess.ipynb #6546026d
 def _prepared(images, kind, xrays):
-    "Each image of the checked stack `images` through `prepare`, as a float32 stack"
+    "Each image of checked stack `images` through `prepare`, as float32"
     out = np.empty(images.shape, np.float32)
     for i, img in enumerate(images): out[i] = prepare(img, kind, xrays, checked=True)
     return out
 
 # %% ../nbs/01_preprocess.ipynb #1a19b8cd
 def prepare_splits(images, labels, size=512, min_pixels=400, kind='hr', xrays=True, augment=True, seed=0):
-    "Run the study's preprocessing on `images`/`labels` (N,H,W) of `kind` ('hr', 'lr') into `Splits` of shuffled (X, Y) patch sets."
+    "The study's preprocessing of `images`/`labels` into shuffled `Splits`"
     images, labels = check_pair(images, labels)
     X, Y = _drop(*_patches(_prepared(images, kind, xrays), labels, size), min_pixels)
     idx = split_ordered(len(X)) if len(X) else ((),)*3
@@ -251,7 +251,7 @@ def prepare_splits(images, labels, size=512, min_pixels=400, kind='hr', xrays=Tr
 
 # %% ../nbs/01_preprocess.ipynb #5f1e2d31
 def file_artifacts(img, rng, max_factor=4.5):
-    "`img` as a user's file might hold it: coarser pixels resampled back, blur, a contrast stretch and 8-bit steps, in [0, 1]"
+    "`img` as a user's file might hold it: resampled, 8-bit, in [0, 1]"
     from skimage.transform import resize
     x, shape = standardize(img), np.shape(img)
     f = float(np.exp(rng.uniform(0, np.log(max_factor))))

@@ -38,14 +38,14 @@ def real_data_dir(folder=None):
 
 # %% ../nbs/16a_realdata.ipynb #9e5ccf2a
 def _arrays(npz, key):
-    "Image and mask `key` of the open `npz` ('images[3]' is frame 3 of a stack)"
+    "Image and mask `key` of the open `npz`"
     if key.startswith('images['):
         i = int(key[7:-1]); return npz['images'][i], npz['masks'][i]
     if key == 'image': return npz['image'], npz['mask_expected_empty']
     return npz[f'img_{key}'], npz[f'mask_{key}']
 
 def load_real(folder=None, sets=None):
-    "Records (set, name, image float32, mask uint8, pixel_nm, kind) of the real micrographs in `sets` (default: all)"
+    "Records of the real micrographs in `sets` (default: all)"
     f, out = real_data_dir(folder), []
     for s in sets or REAL_SETS:
         file, keys, px, kind = REAL_SETS[s]
@@ -57,13 +57,13 @@ def load_real(folder=None, sets=None):
 
 # %% ../nbs/16a_realdata.ipynb #458afbca
 def fft_mask(img, pixel_nm):
-    "The study's Fourier-filter mask of `img` with the Au band at `pixel_nm`, or None where the pixel cannot resolve it"
+    "The study's Fourier-filter mask of `img` at `pixel_nm`, or None"
     try: band = band_from_spacings(pixel_nm=pixel_nm, size=min(img.shape))
     except ValueError: return None
     return fourier_filter(img, *band)
 
 def score_real(models, folder=None, sets=None):
-    "Per-image hard dice, FFT-baseline dice and particle fraction of `models` ({'hr': model, 'lr': model}) on real sets"
+    "Per-image dice, FFT dice and particle fraction of `models`"
     rows = []
     for r in load_real(folder, sets):
         m = models.get(r['kind'])

@@ -21,14 +21,14 @@ from .model import Arch, ResUNet, count_params, divides_patch, fits_patch
 
 # %% ../nbs/04_rf.ipynb #71d81329
 def rf_nm(rf_px, pixel_nm):
-    "Receptive field `rf_px` (pixels) in nm at `pixel_nm` nm per pixel (or 'hr'/'lr')"
+    "Receptive field `rf_px` in nm at `pixel_nm` nm per pixel"
     if not np.all(np.isfinite(rf_px)) or np.any(np.asarray(rf_px) < 1):
         raise ValueError(f"`rf_px` must be receptive fields of at least 1 px, got {rf_px!r}")
     return np.asarray(rf_px)*pixel_size(pixel_nm) if np.ndim(rf_px) else rf_px*pixel_size(pixel_nm)
 
 # %% ../nbs/04_rf.ipynb #1c7fe293
 def positive_copy(model):
-    "Double-precision eval copy of `model` with constant positive weights, zero biases, max pools as avg pools"
+    "Float64 eval copy of `model`: positive weights, avg pools"
     m = copy.deepcopy(model).double().eval()
     for mod in list(m.modules()):
         for name,child in mod.named_children():
@@ -42,7 +42,7 @@ def positive_copy(model):
 
 # %% ../nbs/04_rf.ipynb #a2af2786
 def measure_rf(model, size=128, pixels=None):
-    "Measured (rows, cols) extent of the input support of output `pixels` [(row, col), ...] of `model`"
+    "Measured (rows, cols) extent of the input support of output `pixels`"
     m = positive_copy(model)
     pixels = [(size//2, size//2)] if pixels is None else pixels
     x = torch.ones(1, 1, size, size, dtype=torch.float64, requires_grad=True)
@@ -57,17 +57,17 @@ def measure_rf(model, size=128, pixels=None):
 
 # %% ../nbs/04_rf.ipynb #fa8a8c62
 def pool_sequences(n_blocks, choices=(2, 4, 8)):
-    "Every pooling sequence of length `n_blocks` drawn from `choices` (itertools.product order)"
+    "Every pooling sequence of length `n_blocks` from `choices`"
     return list(itertools.product(choices, repeat=n_blocks))
 
 @lru_cache(maxsize=None)
 def _n_params(n_blocks, kernel=3):
-    "Trainable parameters of a ResUNet with `n_blocks` levels (independent of the pools)"
+    "Trainable parameters of a ResUNet with `n_blocks` levels"
     return count_params(ResUNet(Arch((2,)*n_blocks, kernel=kernel, n_blocks=n_blocks)))
 
 # %% ../nbs/04_rf.ipynb #66e7d3b6
 def rf_table(size=512, pixel_nm=None, kernel=3, n_blocks=(2, 3, 4), choices=(2, 4, 8), pool='max'):
-    "RF, parameters and fit of every pooling sequence for each N in `n_blocks` (Supp. Table S1)"
+    "RF, parameters and fit of every pooling sequence (Supp. Table S1)"
     size = whole(size, 'size (the patch in px)', 8)
     archs = [Arch(p, pool=pool, kernel=kernel) for n in n_blocks for p in pool_sequences(n, choices)]
     rows = [dict(n_blocks=a.n_blocks, arch=a.name, pools=a.pools, rf_px=a.rf, n_params=_n_params(a.n_blocks, kernel)) for a in archs]
@@ -79,7 +79,7 @@ def rf_table(size=512, pixel_nm=None, kernel=3, n_blocks=(2, 3, 4), choices=(2, 
 
 # %% ../nbs/04_rf.ipynb #c3bd7d32
 def nearest_architectures(target_nm, pixel_nm, size=512, k=5, n_blocks=None):
-    "The `k` architectures that fit and divide a `size` px image whose RF is nearest `target_nm` at `pixel_nm`"
+    "The `k` fitting architectures whose RF is nearest `target_nm`"
     num = isinstance(target_nm, (int, float, np.integer, np.floating)) and not isinstance(target_nm, (bool, np.bool_))
     if not num: raise TypeError(f"`target_nm` must be a positive number of nm, got {target_nm!r}; e.g. nearest_architectures(2.5, 'hr')")
     if not np.isfinite(target_nm) or target_nm <= 0: raise ValueError(f"`target_nm` must be a positive number of nm, got {target_nm!r}")
@@ -93,7 +93,7 @@ def nearest_architectures(target_nm, pixel_nm, size=512, k=5, n_blocks=None):
 
 # %% ../nbs/04_rf.ipynb #68f38207
 def dilation_series(n_blocks, pools=None, choices=(1, 2, 4, 8), size=512, pixel_nm=None):
-    "Non-decreasing dilation sequences from `choices` for `pools` (default all 2), sorted by RF"
+    "Non-decreasing dilation sequences for `pools`, sorted by RF"
     pools = (2,)*n_blocks if pools is None else tuple(pools)
     archs = [Arch(pools, d, n_blocks=n_blocks) for d in itertools.combinations_with_replacement(sorted(choices), n_blocks + 1)]
     rows = [dict(n_blocks=n_blocks, arch=a.name, pools=a.pools, dilations=a.dilations, rf_px=a.rf) for a in archs]
@@ -103,7 +103,7 @@ def dilation_series(n_blocks, pools=None, choices=(1, 2, 4, 8), size=512, pixel_
 
 # %% ../nbs/04_rf.ipynb #97855667
 def show_rf(img, archs, pixel_nm=None, center=None, ax=None, colors=('tab:orange', 'tab:green', 'tab:purple', 'tab:red')):
-    "Draw the RF squares of `archs` (names like 'm22-d112' or pools tuples) centred on `img` at `center`"
+    "Draw the RF squares of `archs` centred on `img`"
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(4, 4))
     cy, cx = (np.array(img.shape[:2]) / 2) if center is None else center

@@ -31,7 +31,7 @@ def _opt(default, help, group, **kw): return field(default=default, metadata=dic
 # %% ../nbs/06b_runs.ipynb #03b534d7
 @dataclass(frozen=True)
 class RunSpec:
-    "One training run: dataset, architecture and training settings, validated when made"
+    "One training run: dataset, architecture and training settings"
     dataset: str = _opt('hr-small', "simulation preset ('hr-small', 'hr-5nm', ...) or folder with *_Images.h5/*_Labels.h5", 'run')
     n_blocks: int = _opt(2, 'residual blocks per arm (N)', 'arch')
     pools: tuple = _opt((2, 2), "pooling size per level, comma separated (e.g. 4,4)", 'arch')
@@ -52,12 +52,12 @@ class RunSpec:
         for k,v in _validate(self).items(): object.__setattr__(self, k, v)
 
 def spec_fields(*groups):
-    "Names of RunSpec's fields in `groups` ('run', 'arch', 'train'), in field order"
+    "Names of RunSpec's fields in `groups`, in field order"
     return tuple(f.name for f in dataclasses.fields(RunSpec) if f.metadata['group'] in groups)
 
 # %% ../nbs/06b_runs.ipynb #b53e692f
 def _validate(s):
-    "Normalised field values of RunSpec `s`, or a one-line ValueError naming the bad field"
+    "Normalised field values of RunSpec `s`, or a one-line ValueError"
     if not isinstance(s.dataset, (str, os.PathLike)) or not str(s.dataset).strip():
         raise ValueError(f"dataset must be a preset name or a folder, got {s.dataset!r}")
     a = Arch(s.pools, s.dilations, s.pool, s.kernel, s.n_blocks)
@@ -77,12 +77,12 @@ def _validate(s):
 # %% ../nbs/06b_runs.ipynb #42bee8f0
 @fastcore.basics.patch(as_prop=True)
 def arch(self:RunSpec):
-    "The spec's architecture, an `Arch` (its name, e.g. 'm22' or 'a44-k5', is `spec.arch.name`)"
+    "The spec's architecture, an `Arch`"
     return Arch(self.pools, self.dilations, self.pool, self.kernel, self.n_blocks)
 
 @fastcore.basics.patch(as_prop=True)
 def run_id(self:RunSpec):
-    "Run id from the parameters, e.g. 'hr-small_N2_m22_s752' (a folder dataset contributes its name)"
+    "Run id from the parameters, e.g. 'hr-small_N2_m22_s752'"
     ds = re.sub(r'[^A-Za-z0-9.+-]+', '-', Path(self.dataset).name) or 'data'
     init = '' if self.init is None else '_from-' + (re.sub(r'[^A-Za-z0-9.+-]+', '-', Path(self.init).stem) or 'init')
     return f"{ds}_N{self.n_blocks}_{self.arch.name}_s{self.seed}{init}"
@@ -100,7 +100,7 @@ COLUMNS = ['run_id', 'arch'] + SPEC_COLUMNS + RESULT_COLUMNS
 
 # %% ../nbs/06b_runs.ipynb #fa45c3a0
 def versions():
-    "Versions of Python, torch, fastai, fastcore, numpy and temrf, for the record"
+    "Versions of Python, torch, fastai, fastcore, numpy and temrf"
     return dict(python=platform.python_version(), torch=torch.__version__, fastai=fastai.__version__,
                 fastcore=fastcore.__version__, numpy=np.__version__, temrf=temrf.__version__)
 
@@ -110,7 +110,7 @@ def device_name():
 
 # %% ../nbs/06b_runs.ipynb #0f999044
 def record(spec, pixel_nm, patch, **results):
-    "The result record of `spec` trained on `patch`-px patches at `pixel_nm`, with `results` (keys of `COLUMNS`)"
+    "The result record of `spec` at `pixel_nm`, with `results`"
     bad = set(results) - set(COLUMNS)
     if bad: raise KeyError(f"not record columns: {sorted(bad)}")
     rf = spec.arch.rf
@@ -123,7 +123,7 @@ _LISTS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.type is tuple)
 _INTS = tuple(f.name for f in dataclasses.fields(RunSpec) if f.type is int) + ('rf_px', 'n_params', 'n_train', 'n_valid', 'n_test')
 
 def record_row(rec):
-    "Record `rec` as a flat row of `results.csv`: lists as '2,2', None as '', dicts as JSON"
+    "Record `rec` as a flat row of `results.csv`"
     f = lambda v: ','.join(map(str, v)) if isinstance(v, (list, tuple)) else json.dumps(v) if isinstance(v, dict) else v
     return {k: f(rec.get(k)) for k in COLUMNS}
 
@@ -142,7 +142,7 @@ def row_record(row):
 
 # %% ../nbs/06b_runs.ipynb #6641b8b2
 def check_new_run(out, spec, overwrite=False):
-    "Check, changing nothing, that `spec` may be written under `out` (a finished run only with `overwrite`)"
+    "Check, changing nothing, that `spec` may be written under `out`"
     out = check_out_dir(out, 'output folder')
     final = out/'runs'/spec.run_id
     if (out/'sweep.json').exists():
@@ -153,7 +153,7 @@ def check_new_run(out, spec, overwrite=False):
     return out
 
 def start_run(out, spec, overwrite=False):
-    "A fresh hidden folder in which to train `spec` under `out` (checked first); the run's final folder is `finish_run`'s"
+    "A fresh hidden folder in which to train `spec` under `out`"
     out = check_new_run(out, spec, overwrite)
     for old in (out/'runs').glob(f'.{spec.run_id}.*.partial'): shutil.rmtree(old, ignore_errors=True)  # a killed attempt
     tmp = out/'runs'/f'.{spec.run_id}.{uuid.uuid4().hex[:8]}.partial'
@@ -161,7 +161,7 @@ def start_run(out, spec, overwrite=False):
     return tmp
 
 def finish_run(tmp, rec):
-    "Write `rec` into `tmp` and move the whole run into place at `rec['run_dir']`; return that folder"
+    "Write `rec` into `tmp` and move the run into place; its folder"
     final = Path(rec['run_dir'])
     write_json(rec, tmp/'record.json')
     if final.exists(): shutil.rmtree(final)
@@ -171,7 +171,7 @@ def finish_run(tmp, rec):
 # %% ../nbs/06b_runs.ipynb #ac0cf578
 @contextlib.contextmanager
 def claimed_runs(out, specs, overwrite=False):
-    "Hidden training folders (`start_run`) for `specs` under `out`; on any failure they go, with the folders this made"
+    "Hidden training folders for `specs` under `out`, removed on failure"
     out = Path(out)
     made, tmps = [p for p in (out, out/'runs') if not p.exists()], []
     try:
@@ -187,7 +187,7 @@ def claimed_runs(out, specs, overwrite=False):
 _RECORD_KEYS = ('dataset', 'arch', 'n_blocks', 'pools', 'seed', 'rf_nm')  # what collect, load_run and the report read
 
 def read_record(path):
-    "The record in `path` (a record.json), named in the error when damaged or lacking a key the analysis needs"
+    "The run record in `path`, with a one-line error if damaged"
     rec = read_json(path, 'run record')
     if not isinstance(rec, dict):
         raise ValueError(f"{path} is a damaged run record (a JSON {type(rec).__name__}, not an object); restore it or retrain the run")
@@ -196,7 +196,7 @@ def read_record(path):
     return rec
 
 def collect(out):
-    "Gather `<out>/runs/*/record.json` into a DataFrame; write `<out>/results.csv` (and .parquet) atomically"
+    "Gather `<out>/runs/*/record.json` into `<out>/results.csv`"
     out = Path(out)
     if not out.is_dir(): raise FileNotFoundError(f"{out} is not a folder of runs; give the --out folder of temrf train or sweep")
     recs = {p.parent.name: read_record(p) for p in sorted(out.glob('runs/*/record.json'))}
@@ -213,14 +213,14 @@ def collect(out):
 NEEDED = {'dataset': str, 'arch': str, 'n_blocks': int, 'seed': int, 'rf_nm': float, 'test_hard_dice': float}
 
 def check_column(df, col, ok, rule, src):
-    "Raise a one-line ValueError naming `src`, column `col` and the first row (from 1) where the bools `ok` are False"
+    "One-line ValueError naming the first row of `col` where `ok` fails"
     ok = np.asarray(ok, bool)
     if ok.all(): return
     i = int(np.flatnonzero(~ok)[0]); v = df[col].iloc[i]
     raise ValueError(f"{src}: column {col} must hold {rule}, row {i+1} has {v.item() if hasattr(v, 'item') else v!r}; fix or remove that row")
 
 def check_rf_dice(df, src):
-    "Check that `df`'s (numeric) `rf_nm` are > 0 and its `test_hard_dice` within [0, 1] (missing: a failed run)"
+    "Check `df`'s `rf_nm` are > 0 and `test_hard_dice` within [0, 1]"
     num = lambda c: pd.to_numeric(df[c], errors='coerce')
     if 'rf_nm' in df: check_column(df, 'rf_nm', num('rf_nm') > 0, 'receptive fields > 0 nm', src)
     if 'test_hard_dice' in df:
@@ -228,7 +228,7 @@ def check_rf_dice(df, src):
     return df
 
 def _check_results(df, src):
-    "`df` (read from `src`) after checking it has runs and the columns the analysis needs, holding the right types"
+    "`df`, checked to hold runs and the columns the analysis needs"
     if 'pool_type' in df and 'pool' not in df: df = df.rename(columns={'pool_type': 'pool'})  # tables of temrf 0.1
     missing = [c for c in NEEDED if c not in df]
     if missing: raise ValueError(f"{src} lacks column(s) {', '.join(missing)}: pass a results.csv written by temrf sweep")
@@ -241,14 +241,14 @@ def _check_results(df, src):
     return check_rf_dice(df, src)
 
 def _run_path(row, root):
-    "The existing run folder of result `row`, looked for at its `run_dir` and under `root`/runs, else None"
+    "The existing run folder of result `row`, or None"
     rd, rid = (str(v) if isinstance(v, str) and v else None for v in (row.get('run_dir'), row.get('run_id')))
     cands = ([Path(rd), root/rd] if rd else []) + ([root/'runs'/rid] if rid else [])
     return next((str(p) for p in cands if (p/'model.pth').exists() and (p/'record.json').exists()), None)
 
 # %% ../nbs/06b_runs.ipynb #fbcea48b
 def load_results(path):
-    "The results table at `path`: a results.csv, or a folder holding results.csv or runs/*/record.json"
+    "Results table from a results.csv or a folder of runs"
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path} not found: pass a results.csv or a sweep's --out folder")
     if path.is_dir() and not (path/'results.csv').exists():
@@ -266,7 +266,7 @@ def load_results(path):
 
 # %% ../nbs/06b_runs.ipynb #0caa22dd
 def load_run(run_dir, weights='model'):
-    "The trained `ResUNet` (eval mode, CPU) and the record of the run folder `run_dir` (`weights`: 'model' or 'best')"
+    "The trained `ResUNet` (eval, CPU) and record of run folder `run_dir`"
     run_dir = Path(run_dir)
     for f in ('record.json', f'{weights}.pth'):
         if not (run_dir/f).exists():

@@ -20,7 +20,7 @@ SHIPPED = {  # name: (weights file, kind, pixel size it was trained at (nm), wha
 
 # %% ../nbs/06c_shipped.ipynb #f76772db
 def _load_any(path):
-    "A ResUNet from a temrf weights file, or else a study checkpoint, with a one-line error for anything else"
+    "A ResUNet from a temrf weights file or a study checkpoint"
     try: return load_weights(path)
     except ValueError as e: first = e
     try: m = load_study_checkpoint(path)
@@ -30,7 +30,7 @@ def _load_any(path):
     return m
 
 def pretrained(name='hr-au', device=None):
-    "A ready ResUNet (eval mode): shipped `name` ('hr-au', 'lr-au'), a run folder, a temrf model file or a study checkpoint"
+    "A ready ResUNet: a shipped `name`, run folder or model file"
     if str(name) in SHIPPED:
         fn, kind, px, _ = SHIPPED[str(name)]
         model, info = load_weights(MODELS_DIR/fn), dict(name=str(name), kind=kind, pixel_nm=px)
@@ -46,7 +46,7 @@ def pretrained(name='hr-au', device=None):
     return model.to(torch_device(device)).eval()
 
 def torch_device(device=None):
-    "The torch device `device` ('cpu', 'cuda', 'cuda:1'; default: a GPU when there is one), checked"
+    "The torch device `device`, checked; default a GPU if there is one"
     if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: d = torch.device(device)
     except (RuntimeError, TypeError, ValueError): raise ValueError(f"device {device!r} is not a torch device; give 'cpu' or 'cuda'") from None

@@ -21,7 +21,7 @@ from .contrast import contrast_figure
 
 # %% ../nbs/02c_sim.ipynb #88259d33
 def sim_params(kind='hr', diameter_nm=5., n_images=4, size=512, seed=0, patch=512, **physics):
-    "Checked, complete parameters of a simulated dataset: `kind` 'hr' or 'lr' defaults updated by `physics`."
+    "Checked, complete parameters of a dataset: `kind` defaults + `physics`"
     if kind not in ('hr', 'lr'): raise ValueError(f"kind={kind!r}: choose 'hr' (HRTEM, abTEM) or 'lr' (low-res TEM)")
     defaults = HR_DEFAULTS if kind == 'hr' else LR_DEFAULTS
     bad = set(physics) - set(defaults)
@@ -34,7 +34,7 @@ def sim_params(kind='hr', diameter_nm=5., n_images=4, size=512, seed=0, patch=51
 
 # %% ../nbs/02c_sim.ipynb #c6270703
 def _check_params(p):
-    "Raise a one-line ValueError for a parameter set `p` that cannot be simulated."
+    "Raise a one-line ValueError if parameters `p` cannot be simulated"
     size, patch, px, d, dose = p['size'], p['patch'], p['pixel_nm'], p['diameter_nm'], p['dose']
     if not px > 0: raise ValueError(f"pixel_nm={px} must be positive (the study's: {PIXEL_NM})")
     if dose is not None and not dose > 0: raise ValueError(f"dose={dose} e/Å² must be positive (or None for no noise)")
@@ -52,26 +52,26 @@ def _check_params(p):
 
 # %% ../nbs/02c_sim.ipynb #545c3402
 def _progress(items, show=True):
-    "`items` wrapped in a fastprogress bar if `show` (and there is something to do)."
+    "`items` in a fastprogress bar if `show` and there is work to do"
     items = list(items)
     return progress_bar(items, leave=False) if show and items else items
 
 def simulate_field(p, i):
-    "Image `i` of the dataset with parameters `p`: (image, label, info), from the random stream (`p['seed']`, `i`)."
+    "Image `i` of the dataset `p` as (image, label, info), seeded by `i`"
     rng = np.random.default_rng([p['seed'], i])
     f = hr_field if p['kind'] == 'hr' else lr_field
     return f(p['size'], p['diameter_nm'], rng, p)
 
 # %% ../nbs/02c_sim.ipynb #f2451dcd
 def _meta(p, labels, infos, contrast):
-    "The metadata of a dataset: all parameters, per-image info, the contrast figure, versions."
+    "Metadata of a dataset: parameters, image info, contrast, versions"
     return dict(p, contrast=round(contrast, 4), field_nm=p['size']*p['pixel_nm'], label_fraction=float(labels.mean()),
                 images=infos, temrf_version=temrf.__version__, sim_version=SIM_VERSION,
                 units='image: electron counts per pixel; pixel_nm: nm; dose: e/A^2; cs_um: um; other lengths: nm')
 
 # %% ../nbs/02c_sim.ipynb #96a66634
 def simulate_dataset(kind='hr', diameter_nm=5., n_images=4, size=512, seed=0, patch=512, progress=False, **physics):
-    "Simulate `n_images` `size` px fields of Au particles of `diameter_nm`: (images float32, labels uint8, meta)."
+    "Simulate `n_images` fields: (images float32, labels uint8, meta)"
     p = sim_params(kind, diameter_nm, n_images, size, seed, patch, **physics)
     if kind == 'hr': require_abtem()
     out = [simulate_field(p, i) for i in _progress(range(n_images), progress)]
@@ -94,11 +94,11 @@ PRESETS = {
 
 # %% ../nbs/02c_sim.ipynb #397cf55c
 def data_dir(cache_dir=None):
-    "Root of the simulated-data cache: `cache_dir`, else `$TEMRF_DATA`, else ~/.cache/temrf."
+    "Root of the simulated-data cache: `cache_dir`, `$TEMRF_DATA` or ~/.cache"
     return Path(cache_dir or os.environ.get('TEMRF_DATA') or '~/.cache/temrf').expanduser()
 
 def preset_params(name, **overrides):
-    "Complete, checked parameters of preset `name` with `overrides` (n_images, seed, size or physics)."
+    "Complete, checked parameters of preset `name` with `overrides`"
     if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return sim_params(**{**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
 
@@ -107,19 +107,19 @@ def params_hash(p):
     return hashlib.sha1(json.dumps([p, SIM_VERSION], sort_keys=True).encode()).hexdigest()[:10]
 
 def file_names(p):
-    "The study-style (images, labels) file names for parameters `p`, e.g. Au_5nm_sim_423e_Images.h5."
+    "Study-style (images, labels) HDF5 file names for parameters `p`"
     stem = f"Au_{p['diameter_nm']:g}nm_sim_{p['dose'] or 0:g}e".replace('.', 'p')
     return f'{stem}_Images.h5', f'{stem}_Labels.h5'
 
 # %% ../nbs/02c_sim.ipynb #8969d472
 def _save_npz(path, **arrays):
-    "Write `arrays` to `path` (.npz) atomically: a temporary file, then a rename."
+    "Write `arrays` to the .npz file `path` atomically"
     def write(tmp):
         with open(tmp, 'wb') as f: np.savez(f, **arrays)
     atomic_write(path, write)
 
 def _partial_fields(p, partial, progress=True):
-    "Simulate the fields of `p` missing from folder `partial` (one .npz each); return their paths in order."
+    "Simulate the fields of `p` missing from `partial`; all their paths"
     paths = [partial/f'{i:05d}.npz' for i in range(p['n_images'])]
     for i in _progress([i for i, f in enumerate(paths) if not f.exists()], progress):
         img, lbl, info = simulate_field(p, i)
@@ -127,7 +127,7 @@ def _partial_fields(p, partial, progress=True):
     return paths
 
 def _load_fields(paths):
-    "(images, labels, infos) from the field files `paths`, or None if another process removed some meanwhile."
+    "(images, labels, infos) from field files `paths`, None if some vanished"
     try: fields = [dict(np.load(f)) for f in paths]
     except FileNotFoundError: return None
     return (np.stack([f['image'] for f in fields]), np.stack([f['label'] for f in fields]),
@@ -135,7 +135,7 @@ def _load_fields(paths):
 
 # %% ../nbs/02c_sim.ipynb #baae83d5
 def simulate_preset(name='hr-small', cache_dir=None, progress=True, overwrite=False, **overrides):
-    "Simulate (or find cached) preset `name` as the study's HDF5 pair; return (images_file, labels_file)."
+    "Simulate (or find cached) preset `name`: (images_file, labels_file)"
     p = preset_params(name, **overrides)
     folder = check_out_dir(data_dir(cache_dir), 'cache folder')/f'{name}-{params_hash(p)}'
     files, partial = tuple(folder/f for f in file_names(p)), folder/'partial'
@@ -160,7 +160,7 @@ def simulate_cmd(preset:str='hr-small', # hr-small, lr-small, hr-2.2nm, hr-5nm, 
                  diameter_nm:float=None, # mean particle diameter in nm (default: the preset's)
                  overwrite:bool=False,  # simulate again even if cached
                  quiet:bool=False):     # no progress bar
-    "Simulate a preset dataset of Au nanoparticle TEM images with exact labels, in the study's HDF5 layout."
+    "Simulate a preset dataset of Au nanoparticle TEM images with labels"
     t = time.time()
     if out: check_out_dir(out, '--out')
     files = simulate_preset(preset, out, progress=not quiet, overwrite=overwrite, n_images=n_images, seed=seed,
@@ -172,7 +172,7 @@ def simulate_cmd(preset:str='hr-small', # hr-small, lr-small, hr-2.2nm, hr-5nm, 
 
 # %% ../nbs/02c_sim.ipynb #e35dbcd7
 def show_dataset(images, labels, title='', i=0, crop=512, figsize=(8, 2.6), dpi=60):
-    "Field `i` (top-left `crop` px) with label contours, its power spectrum (centre), per-label histograms (Fig. 3)."
+    "Field `i` with label contours, its power spectrum and histograms"
     x = np.asarray(images, np.float32); x = (x - x.mean((1, 2), keepdims=True))/x.std((1, 2), keepdims=True)
     y = np.asarray(labels).astype(bool)
     fig, ax = plt.subplots(1, 3, figsize=figsize, dpi=dpi)

@@ -24,7 +24,7 @@ SIM_VERSION = 2                          # bump when the physics changes: it is 
 
 # %% ../nbs/02_sim.ipynb #90a70761
 def require_abtem():
-    "Import and return abTEM, or raise an ImportError naming the extra to install."
+    "Import and return abTEM, or an ImportError naming the extra"
     try:
         import abtem, ase
     except ImportError as e:
@@ -42,7 +42,7 @@ def _eq_diameter_nm(n_atoms):
 # %% ../nbs/02_sim.ipynb #4fbfe9c4
 @lru_cache(maxsize=256)
 def _cluster(shape, k):
-    "Centred, read-only atom positions (Å) of the ASE Au cluster `shape` at integer size `k`."
+    "Centred, read-only atom positions (Å) of Au cluster `shape` of size `k`"
     from ase import cluster
     d = {(1,0,0): AU_LATTICE_A/2, (1,1,1): AU_LATTICE_A/3**.5, (1,1,0): AU_LATTICE_A/8**.5}  # layer spacings
     if shape == 'wulff':  # facet distances follow Au surface energies: {111} 1, {100} 1.12, {110} 1.2
@@ -57,7 +57,7 @@ def _cluster(shape, k):
 
 # %% ../nbs/02_sim.ipynb #aed9b9c0
 def au_cluster(shape, diameter_nm):
-    "Centred atom positions (Å) of an Au `shape` cluster whose equal-volume diameter is nearest `diameter_nm`."
+    "Centred atoms (Å) of an Au `shape` cluster nearest `diameter_nm`"
     if shape not in SHAPES: raise ValueError(f"unknown particle shape {shape!r}; choose from {SHAPES}")
     err = lambda k: abs(_eq_diameter_nm(len(_cluster(shape, k))) - diameter_nm)
     lo, hi = 1, 2
@@ -73,7 +73,7 @@ _ZONES = {'fcc': (((1,1,0), .5), ((1,0,0), .25), ((1,1,1), .15), ((2,1,1), .1)),
           'decahedron': (((0,0,1), .6), ((0,1,0), .4)), 'icosahedron': (((0,0,1), .5), ((GOLDEN_RATIO,0,1), .5))}
 
 def particle_rotation(rng, shape='wulff', zone_fraction=0.6, tilt_deg=4.):
-    "A random rotation: with probability `zone_fraction` a zone axis of `shape` tilted ~`tilt_deg` off the beam (z)."
+    "A random rotation, near a zone axis of `shape` with p `zone_fraction`"
     if rng.random() >= zone_fraction: return Rotation.random(rng=rng)
     zones, w = zip(*_ZONES.get(shape, _ZONES['fcc']))
     align = Rotation.align_vectors([[0, 0, 1]], [zones[rng.choice(len(zones), p=w)]])[0]
@@ -83,7 +83,7 @@ def particle_rotation(rng, shape='wulff', zone_fraction=0.6, tilt_deg=4.):
 
 # %% ../nbs/02_sim.ipynb #b501323a
 def hull_polygon(xy, pad=0.):
-    "Corners of the convex hull of points `xy` (x first) grown outwards by `pad`."
+    "Corners of the convex hull of points `xy`, grown by `pad`"
     v = xy[ConvexHull(xy).vertices]
     if pad <= 0: return v
     a = np.linspace(0, 2*np.pi, 8, endpoint=False)
@@ -91,14 +91,14 @@ def hull_polygon(xy, pad=0.):
     return v[ConvexHull(v).vertices]
 
 def hull_mask(xy, shape, pad=0., out=None):
-    "Mask (rows = y, cols = x) of the hull of points `xy` (px, x first) grown by `pad` px; drawn into `out` if given."
+    "Mask (rows = y) of the hull of points `xy` (px) grown by `pad` px"
     v, m = hull_polygon(xy, pad), np.zeros(shape, bool) if out is None else out
     m[draw_polygon(v[:, 1], v[:, 0], shape)] = True
     return m
 
 # %% ../nbs/02_sim.ipynb #7658d6c3
 def place_particles(polys, size, rng, tries=100):
-    "Indices and centres (px) that put convex `polys` (corners, px, about 0) in a `size` px field without overlap."
+    "Indices and centres (px) that fit convex `polys` in a `size` px field"
     free, idx, centres = np.ones((size, size), bool), [], []
     for i in np.argsort([-np.ptp(v, 0).prod() for v in polys]):
         v = polys[i]
@@ -117,7 +117,7 @@ def place_particles(polys, size, rng, tries=100):
 
 # %% ../nbs/02_sim.ipynb #bb30697f
 def particle_truth(centre_px, pixel_nm, diameter_nm, footprint_px, shape):
-    "Record of one placed particle: centre (nm, x = column), `diameter_nm`, footprint ECD (nm), `shape`."
+    "Record of one placed particle: centre, `diameter_nm`, ECD, `shape`"
     r4 = lambda v: round(float(v), 4)
     ecd = 2*np.sqrt(ConvexHull(footprint_px).volume/np.pi)*pixel_nm  # a 2D hull's volume is its area
     return dict(x_nm=r4(centre_px[0]*pixel_nm), y_nm=r4(centre_px[1]*pixel_nm), diameter_nm=r4(diameter_nm),
@@ -125,13 +125,13 @@ def particle_truth(centre_px, pixel_nm, diameter_nm, footprint_px, shape):
 
 # %% ../nbs/02_sim.ipynb #27103b4a
 def _clash_free(p, dmin, box):
-    "Rows of `p` left after dropping one atom of every pair closer than `dmin` (periodic `box`)."
+    "Rows of `p` left after dropping one atom of each pair nearer `dmin`"
     pairs = cKDTree(p, boxsize=box).query_pairs(dmin, output_type='ndarray')
     keep = np.ones(len(p), bool); keep[pairs[:, 1]] = False
     return p[keep]
 
 def amorphous_carbon(extent, thickness, rng, density=2.0, dmin=1.3, tol=0.01):
-    "Positions (Å) of a periodic amorphous carbon slab `extent` x `extent` x `thickness` Å, `density` g/cm³."
+    "Atom positions (Å) of a periodic amorphous carbon slab"
     n = round(density/12.011*0.60221*extent**2*thickness)  # atoms: g/cm³ -> atoms/Å³
     lim = np.array([extent, extent, thickness]); box = [extent, extent, thickness + 2*dmin]  # no wrap along z
     draw = lambda m: np.minimum(rng.random((m, 3))*lim, np.nextafter(lim, 0))
@@ -159,11 +159,11 @@ HR_DEFAULTS = dict(
 
 # %% ../nbs/02_sim.ipynb #f5617195
 def draw_diameters(n, diameter_nm, spread, rng):
-    "`n` diameters ~ N(`diameter_nm`, `spread` x `diameter_nm`), clipped to +-50%."
+    "`n` diameters ~ N(`diameter_nm`, `spread`), clipped to +-50%"
     return np.clip(rng.normal(diameter_nm, spread*diameter_nm, n), .5*diameter_nm, 1.5*diameter_nm)
 
 def particle_count(field_nm, diameter_nm, coverage):
-    "Number of particles of `diameter_nm` that cover about `coverage` of a square field of `field_nm`."
+    "Number of particles of `diameter_nm` covering `coverage` of a field"
     return 0 if coverage == 0 else max(1, round(coverage*field_nm**2/(np.pi*diameter_nm**2/4)))
 
 def draw_shapes(n, shapes, rng):
@@ -173,7 +173,7 @@ def draw_shapes(n, shapes, rng):
 
 # %% ../nbs/02_sim.ipynb #e7dc56e8
 def _hr_particles(size, diameter_nm, rng, p, centres_nm=None):
-    "Atom positions (Å, about each particle's centre), xy centres (px) and shapes of the particles of one field."
+    "Atom positions (Å), centres (px) and shapes of one field's particles"
     px = p['pixel_nm']*10
     n = len(centres_nm) if centres_nm is not None else particle_count(size*px/10, diameter_nm, p['coverage'])
     ds, shapes = draw_diameters(n, diameter_nm, p['size_spread'], rng), draw_shapes(n, p['shapes'], rng)
@@ -186,7 +186,7 @@ def _hr_particles(size, diameter_nm, rng, p, centres_nm=None):
 
 # %% ../nbs/02_sim.ipynb #1922a9ca
 def random_field(shape, corr_px, rng):
-    "Gaussian random field of unit variance, Gaussian correlation `corr_px` px: white noise filtered by FFT."
+    "Gaussian random field of unit variance, correlation `corr_px` px"
     ky, kx = np.fft.fftfreq(shape[0])[:, None], np.fft.rfftfreq(shape[1])[None]
     h = np.exp(-2*(np.pi*corr_px)**2*(kx**2 + ky**2))
     f = np.fft.irfft2(np.fft.rfft2(rng.standard_normal(shape))*h, s=shape)
@@ -195,14 +195,14 @@ def random_field(shape, corr_px, rng):
 
 # %% ../nbs/02_sim.ipynb #1de1def7
 def _in_holes(xy_px, size, frac, rng):
-    "Which points `xy_px` (px) fall in smooth random holes covering `frac` of a `size` px field"
+    "Which points `xy_px` fall in random holes covering `frac` of a field"
     f = random_field((size, size), size/10, rng)
     holes = f > np.quantile(f, 1 - frac)
     i = np.clip(xy_px.astype(int), 0, size - 1)
     return holes[i[:, 1], i[:, 0]]
 
 def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
-    "ASE `Atoms` of Au particles on amorphous carbon for one `size` px field, its label mask and particle records."
+    "ASE `Atoms` of Au on carbon for one field, its label and particles"
     from ase import Atoms
     px, L = p['pixel_nm']*10, size*p['pixel_nm']*10          # Å
     parts, centres, shapes = _hr_particles(size, diameter_nm, rng, p, centres_nm)
@@ -226,12 +226,12 @@ def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
 
 # %% ../nbs/02_sim.ipynb #81a8797e
 def _residual_aberrations(p):
-    "abTEM aberration coefficients (Å, rad) of the twofold astigmatism and coma in `p`; None when both are zero"
+    "abTEM coefficients of the astigmatism and coma in `p`, or None"
     ab = {'C12': p['astigmatism_nm']*10, 'phi12': np.radians(p['astigmatism_deg']), 'C21': p['coma_nm']*10, 'phi21': np.radians(p['coma_deg'])}
     return ab if ab['C12'] or ab['C21'] else None
 
 def hr_intensity(atoms, gpts, p, defocus_nm, seed=0):
-    "Image intensity (vacuum = 1, rows = y) of `atoms` on `gpts` points by multislice and the objective lens of `p`."
+    "Image intensity (vacuum = 1, rows = y) of `atoms` by multislice"
     abtem = require_abtem()
     import dask
     with abtem.config.set({'dask.lazy': False, 'fftw.threads': 1, 'diagnostics.progress_bar': False}), \
@@ -247,7 +247,7 @@ def hr_intensity(atoms, gpts, p, defocus_nm, seed=0):
 
 # %% ../nbs/02_sim.ipynb #da0fb46c
 def poisson_counts(lam, rng):
-    "Poisson counts of means `lam` from the inverse CDF at one uniform per pixel (normal limit above 500)."
+    "Poisson counts of means `lam`, one uniform per pixel"
     lam = np.asarray(lam, np.float64); shape, lam = lam.shape, lam.ravel()
     u, k = rng.random(lam.size), np.zeros(lam.size, np.float32)
     big = lam > 500
@@ -262,7 +262,7 @@ def poisson_counts(lam, rng):
 
 # %% ../nbs/02_sim.ipynb #53bc62be
 def detect(intensity, dose, pixel_nm, rng, oversample=1, mtf_px=0.):
-    "Bin `intensity` (vacuum = 1) by `oversample`, count electrons at `dose` e/Å² on `pixel_nm` pixels, blur by `mtf_px`."
+    "Bin `intensity`, count electrons at `dose` e/Å², blur by `mtf_px`"
     if oversample > 1:
         h, w = intensity.shape
         intensity = intensity.reshape(h//oversample, oversample, w//oversample, oversample).mean((1, 3))
@@ -272,7 +272,7 @@ def detect(intensity, dose, pixel_nm, rng, oversample=1, mtf_px=0.):
 
 # %% ../nbs/02_sim.ipynb #e77bf185
 def hr_field(size, diameter_nm, rng, p, centres_nm=None):
-    "One HRTEM field: (image float32 counts, label uint8, info dict), `size` px, particles of `diameter_nm`."
+    "One HRTEM field of `size` px: (image float32, label uint8, info)"
     atoms, label, truth = hr_sample(size, diameter_nm, rng, p, centres_nm)
     df = float(rng.normal(p['defocus_nm'], p['defocus_spread_nm']))
     img = hr_intensity(atoms, size*p['oversample'], p, df, seed=int(rng.integers(2**31)))

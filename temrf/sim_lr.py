@@ -16,13 +16,13 @@ from .sim_hr import GOLDEN_RATIO, detect, draw_diameters, draw_shapes, hull_poly
 
 # %% ../nbs/02a_sim_lr.ipynb #fcbd1f46
 def _signed_perms(v, cyclic=True):
-    "All sign flips of vector `v` under the cyclic (or, if not `cyclic`, all) permutations of its coordinates."
+    "All sign flips of `v` under cyclic (or all) coordinate permutations"
     orders = [(0, 1, 2), (1, 2, 0), (2, 0, 1)] + ([] if cyclic else [(0, 2, 1), (2, 1, 0), (1, 0, 2)])
     signs = np.array(np.meshgrid(*[[-1, 1]]*3)).reshape(3, -1).T
     return np.unique([np.asarray(v, float)[list(o)]*s for o in orders for s in signs], axis=0)
 
 def _unit_vertices(shape):
-    "Vertices of the polyhedron `shape` (any scale), and extra half-spaces (n, -d) that truncate it."
+    "Vertices of polyhedron `shape`, and extra half-spaces truncating it"
     if shape == 'wulff': return _signed_perms((0, 1, 2), cyclic=False), np.zeros((0, 4))      # truncated octahedron
     if shape == 'octahedron': return _signed_perms((0, 1, 3), cyclic=False), np.zeros((0, 4))  # corners cut less
     if shape == 'icosahedron': return _signed_perms((0, 1, GOLDEN_RATIO)), np.zeros((0, 4))
@@ -33,7 +33,7 @@ def _unit_vertices(shape):
 # %% ../nbs/02a_sim_lr.ipynb #450cb5aa
 @lru_cache(maxsize=None)
 def shape_planes(shape):
-    "Facet normals (F,3) and offsets (F,) (inside: n·r <= d) of `shape` scaled to equal-volume diameter 1."
+    "Facet normals and offsets of `shape` of equal-volume diameter 1"
     v, extra = _unit_vertices(shape)
     hs = np.unique(np.round(np.vstack([ConvexHull(v).equations, extra]), 9), axis=0)
     corners = HalfspaceIntersection(hs, np.zeros(3)).intersections
@@ -42,7 +42,7 @@ def shape_planes(shape):
 
 # %% ../nbs/02a_sim_lr.ipynb #543606c7
 def chord_lengths(normals, offsets, xy):
-    "Length along z inside the convex polyhedron {r: normals·r <= offsets} at each point `xy` (M,2); 0 outside."
+    "Length along z inside a convex polyhedron at each point `xy`"
     nz, rhs = normals[:, 2], offsets[None] - xy @ normals[:, :2].T    # nz*z <= rhs, per point and facet
     up, lo, side = nz > 1e-9, nz < -1e-9, np.abs(nz) <= 1e-9
     zmax = np.where(up, rhs/np.where(up, nz, 1), np.inf).min(1)
@@ -61,7 +61,7 @@ LR_DEFAULTS = dict(
 
 # %% ../nbs/02a_sim_lr.ipynb #aba322ea
 def lr_particle(shape, diameter_nm, rng, jitter=0.05):
-    "Facet normals, offsets (nm) and corners (nm) of a randomly oriented, jittered faceted particle."
+    "Facets and corners (nm) of a randomly oriented, jittered particle"
     nrm, off = shape_planes(shape)
     nrm = Rotation.random(rng=rng).apply(nrm)
     off = off*diameter_nm*(1 + jitter*rng.uniform(-1, 1, len(off)))
@@ -69,7 +69,7 @@ def lr_particle(shape, diameter_nm, rng, jitter=0.05):
 
 # %% ../nbs/02a_sim_lr.ipynb #a894f18c
 def lr_thickness(size, diameter_nm, rng, p, centres_nm=None):
-    "Projected Au thickness (nm, rows = y) of the faceted particles of one `size` px field, and their records."
+    "Projected Au thickness (nm) of one field's particles, and records"
     px = p['pixel_nm']
     n = len(centres_nm) if centres_nm is not None else particle_count(size*px, diameter_nm, p['coverage'])
     ds, shapes = draw_diameters(n, diameter_nm, p['size_spread'], rng), draw_shapes(n, p['shapes'], rng)
@@ -90,7 +90,7 @@ def lr_thickness(size, diameter_nm, rng, p, centres_nm=None):
 
 # %% ../nbs/02a_sim_lr.ipynb #946e1573
 def lr_field(size, diameter_nm, rng, p, centres_nm=None):
-    "One low-res TEM field: (image float32 counts, label uint8, info dict) by mass-thickness contrast."
+    "One low-res field: (image float32, label uint8, info dict)"
     t_au, truth = lr_thickness(size, diameter_nm, rng, p, centres_nm)
     px = p['pixel_nm']
     t_c = p['support_nm']*(1 + p['support_var']*random_field((size, size), p['support_corr_nm']/px, rng)

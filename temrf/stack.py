@@ -29,13 +29,13 @@ from .train import ArrayDS, ArrayDL, build_model, init_weights, get_learner, che
 
 # %% ../nbs/07b_stack.ipynb #5672190a
 def _grouped(m, k):
-    "A copy of the layer `m` (Conv2d or BatchNorm2d) holding `k` models side by side on the channel axis"
+    "Copy of layer `m` holding `k` models side by side on channels"
     if isinstance(m, nn.BatchNorm2d): return nn.BatchNorm2d(k*m.num_features, m.eps, m.momentum)
     return nn.Conv2d(k*m.in_channels, k*m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, groups=k,
                      bias=m.bias is not None)
 
 class ResUNetStack(ResUNet):
-    "The ResUNets `models` (one architecture) as one module of grouped layers; input (B,K,H,W), logits (B,K*classes,H,W)"
+    "The ResUNets `models` of one architecture as one grouped module"
     def __init__(self, models):
         models = list(models)
         if not models or any(not isinstance(m, ResUNet) or isinstance(m, ResUNetStack) for m in models):
@@ -56,7 +56,7 @@ class ResUNetStack(ResUNet):
 # %% ../nbs/07b_stack.ipynb #93e184f7
 @patch
 def forward(self:ResUNetStack, x):
-    "Logits (B,K*`n_classes`,H,W) of the K models for their images `x` (B,K,H,W)"
+    "Logits (B,K*`n_classes`,H,W) of the K models on `x` (B,K,H,W)"
     step = self.arch.step
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.n_models:
         raise ValueError(f"a stack of {self.n_models} models takes (B,{self.n_models},H,W), one image per model, "
@@ -66,7 +66,7 @@ def forward(self:ResUNetStack, x):
 
 @patch
 def _join(self:ResUNetStack, skip, x):
-    "The skip connection of each model: its skip channels, then its upsampled ones"
+    "Each model's skip connection: its skip, then upsampled channels"
     k, (b, c1, h, w), c2 = self.n_models, skip.shape, x.shape[1]
     out = torch.cat((skip.reshape(b, k, c1//k, h, w), x.reshape(b, k, c2//k, h, w)), 2).reshape(b, c1 + c2, h, w)
     return out.contiguous(memory_format=torch.channels_last) if not skip.is_contiguous() else out
@@ -84,7 +84,7 @@ def unstack(self:ResUNetStack):
 
 # %% ../nbs/07b_stack.ipynb #6960bfdd
 class StackDS:
-    "Items `(images (K,H,W), labels (K,H,W))` of K `ArrayDS`s of one length: index i, or a tuple (i_1..i_K)"
+    "Items (images (K,H,W), labels (K,H,W)) of K `ArrayDS`s"
     def __init__(self, dss):
         self.dss = list(dss)
         if len({len(d) for d in self.dss}) != 1: raise ValueError(
@@ -95,7 +95,7 @@ class StackDS:
         return torch.stack([d.X[j] for d, j in zip(self.dss, idx)]), torch.stack([d.Y[j] for d, j in zip(self.dss, idx)]).long()
 
 class StackDL(ArrayDL):
-    "`ArrayDL` shuffling each model's items with its own generator, seeded with `seeds`"
+    "`ArrayDL` shuffling each model's items with its own seed"
     def __init__(self, dataset, bs=32, shuffle=False, seeds=(0,), **kwargs):
         self.gens = [torch.Generator().manual_seed(s) for s in seeds]
         super().__init__(dataset, bs=bs, shuffle=shuffle, seed=seeds[0], **kwargs)
@@ -103,7 +103,7 @@ class StackDL(ArrayDL):
         return list(zip(*([idxs[i] for i in torch.randperm(len(idxs), generator=g).tolist()] for g in self.gens)))
 
 def stack_dls(splits, bs, seeds, device=None):
-    "`DataLoaders` of K models' `splits` (each as `get_dls` makes them), train shuffled with each model's seed"
+    "`DataLoaders` of K models' `splits`, each shuffled with its seed"
     train, valid = (StackDS(ArrayDS(*s[i]) for s in splits) for i in (0, 1))
     if len(valid) == 0: raise ValueError("the dataset gave no validation patches; use more images or a smaller patch")
     return DataLoaders(StackDL(train, bs, True, seeds, drop_last=len(train) % bs == 1), StackDL(valid, bs, seeds=seeds),
@@ -111,7 +111,7 @@ def stack_dls(splits, bs, seeds, device=None):
 
 # %% ../nbs/07b_stack.ipynb #426ba229
 class StackLoss:
-    "Sum over K models of the cross-entropy of logits (B,K*C,H,W) against labels (B,K,H,W); the parts in `parts`"
+    "Summed cross-entropy of K models; each part in `parts`"
     def __init__(self, k): self.k, self.parts = k, []
     def __call__(self, out, y):
         c = out.shape[1]//self.k
@@ -144,7 +144,7 @@ def stack_metrics(k):
 
 # %% ../nbs/07b_stack.ipynb #d90c3dfa
 class StackRecorder(Callback):
-    "Per model k of a stack: `history.csv`, `best.pth` (by its validation loss) and `model.pth` in `dirs[k]`"
+    "Per model of a stack: history.csv, best.pth and model.pth"
     order = Recorder.order + 1
     def __init__(self, dirs, beta=0.98): self.dirs, self.beta = [Path(d) for d in dirs], beta
     def before_fit(self):
@@ -172,7 +172,7 @@ class StackRecorder(Callback):
 _SHARED = spec_fields('arch', 'train')  # what the runs of one stack must share
 
 def stack_key(spec):
-    "Runs with equal keys (and equal dataset sizes) can be trained in one stack"
+    "Key shared by runs that can be trained in one stack"
     return tuple(getattr(spec, f) for f in _SHARED)
 
 def _check_specs(specs):
@@ -185,7 +185,7 @@ def _check_specs(specs):
 
 # %% ../nbs/07b_stack.ipynb #5b63912b
 def _stack_data(specs, out, data_dir):
-    "`(patches, dataset infos, splits)` of the runs `specs`, checked to be writable under `out` and of one size and patch"
+    "(patches, dataset infos, splits) of runs `specs`, checked"
     patches = [check_run(s, out, data_dir) for s in specs]
     for s in specs: check_new_run(out, s)
     infos = [resolve_dataset(s.dataset, data_dir) for s in specs]
@@ -196,7 +196,7 @@ def _stack_data(specs, out, data_dir):
     return patches, infos, splits
 
 def fit_stack(specs, out='.', data_dir=None, progress=True):
-    "Train the runs `specs` as one stack; write each run folder `<out>/runs/<run_id>/`; return their records"
+    "Train the runs `specs` as one stack under `out`; their records"
     specs = list(specs); _check_specs(specs)
     out = Path(out).resolve()
     patches, infos, splits = _stack_data(specs, out, data_dir)

@@ -37,7 +37,7 @@ def _repeats(name, xs):
 
 # %% ../nbs/08_sweep.ipynb #a7e5a6cd
 def make_grid(datasets, archs, seeds=SEEDS, epochs=100, **train):
-    "`RunSpec`s for every dataset x arch x seed; `epochs` a number or a dict per dataset; `train`: other RunSpec fields"
+    "`RunSpec`s for every dataset x arch x seed, with training settings"
     for name, xs in (('dataset', [str(d) for d in datasets]), ('seed', list(seeds)),
                      ('architecture', [Arch.of(a).name for a in archs])):
         if (e := _repeats(name, xs)): raise e
@@ -52,12 +52,12 @@ def make_grid(datasets, archs, seeds=SEEDS, epochs=100, **train):
 
 # %% ../nbs/08_sweep.ipynb #72b6c9fd
 def pool_archs(n_blocks=(2, 3, 4), size=512, choices=(2, 4, 8)):
-    "Every `Arch` with `n_blocks` levels and pools from `choices` that fits `size`-px patches"
+    "Every `Arch` of `n_blocks` levels, pools from `choices`, that fits"
     return [a for n in n_blocks for p in pool_sequences(n, choices) if (a := Arch(p)).fit_problem(size) is None]
 
 # %% ../nbs/08_sweep.ipynb #3ec96b8e
 def dilation_archs(n_blocks=(2, 3, 4), size=512, k=6):
-    "`k` dilated `Arch`s (pools all 2) per complexity, spread evenly in RF below `size`"
+    "`k` dilated `Arch`s per complexity, spread evenly in RF"
     out = []
     for n in n_blocks:
         df = dilation_series(n, size=size)
@@ -93,7 +93,7 @@ PRESETS = tuple(SWEEPS) + ('paper',)
 
 # %% ../nbs/08_sweep.ipynb #0c751d44
 def _variants(archs, pools, kernels, size):
-    "`archs` crossed with pooling types `pools` and `kernels` (an architecture with its own pool or kernel keeps it), those that fit `size`-px patches"
+    "`archs` crossed with pool types `pools` and `kernels`, those that fit"
     out = []
     for a in map(Arch.of, archs):
         for p in pools:
@@ -104,7 +104,7 @@ def _variants(archs, pools, kernels, size):
 
 # %% ../nbs/08_sweep.ipynb #0ab88ed1
 def sweep_grid(preset='quick', seeds=None, epochs=None, pools=('max',), kernels=(3,)):
-    "The runs of sweep `preset` (see `PRESETS`), optionally with other `seeds`, `epochs`, pool types and kernels"
+    "The runs of sweep `preset`, with optional other seeds or variants"
     if preset == 'paper':
         hr, v = ['hr-2.2nm', 'hr-5nm', 'hr-10nm'], lambda archs: _variants(archs, pools, kernels, 512)
         ep = dict({'lr-20nm': 100}, **{d: 150 for d in hr}) if epochs is None else epochs
@@ -119,7 +119,7 @@ def sweep_grid(preset='quick', seeds=None, epochs=None, pools=('max',), kernels=
 
 # %% ../nbs/08_sweep.ipynb #f2179887
 def check_grid(runs, data_dir=None):
-    "Check that every run of `runs` fits the patch of its dataset, without reading or simulating data; return the sizes"
+    "Check every run of `runs` fits its dataset's patch; the sizes"
     sizes = {}
     for r in runs:
         if r.dataset not in sizes: sizes[r.dataset] = image_size(r.dataset, data_dir)
@@ -135,14 +135,14 @@ def prepare_data(runs, data_dir=None):
 ENGINES = ('papermill', 'inline')
 
 def run_notebook():
-    "Path of the papermill run notebook shipped with the package (`temrf/sweeps/run.ipynb`)"
+    "Path of the papermill run notebook shipped with temrf"
     nb = Path(__file__).parent/'sweeps'/'run.ipynb'
     if not nb.exists(): raise FileNotFoundError(f"{nb} is missing; reinstall temrf or use engine='inline'")
     return nb
 
 # %% ../nbs/08_sweep.ipynb #a24d69b9
 def kernel_config():
-    "Traitlets config for papermill's kernel manager: CurveZMQ-encrypted TCP, or IPC sockets without CurveZMQ"
+    "Traitlets config for papermill's kernel: private ZeroMQ sockets"
     import zmq
     from traitlets.config import Config
     if zmq.has('curve'): return Config({'AsyncKernelManager': {'transport_encryption': 'auto'}})
@@ -150,7 +150,7 @@ def kernel_config():
 
 # %% ../nbs/08_sweep.ipynb #14ddd84d
 def run_one(spec, out, data_dir=None, engine='papermill', progress=False):
-    "Execute the run `spec` into `<out>/runs/<run_id>/` with `engine` ('papermill' or 'inline'); return its record"
+    "Execute run `spec` into `<out>/runs/<run_id>/` with `engine`"
     out = Path(out).resolve()
     data_dir = None if data_dir is None else str(Path(data_dir).resolve())
     if engine == 'inline': return train_run(spec, out, data_dir, progress=progress)
@@ -169,7 +169,7 @@ def run_one(spec, out, data_dir=None, engine='papermill', progress=False):
 
 # %% ../nbs/08_sweep.ipynb #cbb6af54
 def _check_claim(out, runs):
-    "True if `out` needs a new sweep.json for `runs`; an error if it holds another grid or stray results"
+    "True if `out` needs a new sweep.json for `runs`; error if taken"
     out, f = Path(out), Path(out)/'sweep.json'
     if f.exists():
         old = read_json(f, 'sweep description')
@@ -187,7 +187,7 @@ def _progress(items, progress, n):
 
 # %% ../nbs/08_sweep.ipynb #4119a22e
 def _check_sweep(runs, engine, n_jobs, stack, scheduler):
-    "`(n_jobs, stack)` after checking the options of `run_sweep`, before anything is made"
+    "(n_jobs, stack) after checking the options of `run_sweep`"
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose 'papermill' or 'inline'")
     n_jobs, stack = whole(n_jobs, 'n_jobs (runs side by side)'), whole(stack, 'stack (runs trained as one module)')
     if stack > 1 and engine != 'inline':
@@ -198,7 +198,7 @@ def _check_sweep(runs, engine, n_jobs, stack, scheduler):
     return n_jobs, stack
 
 def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None, progress=True, scheduler=None, stack=1):
-    "Run every run of `runs` not yet recorded in `out`, collecting `results.csv` as they finish; return the table"
+    "Run every run of `runs` not yet recorded in `out`; the results"
     n_jobs, stack = _check_sweep(runs, engine, n_jobs, stack, scheduler)
     out = check_out_dir(out, 'output folder')
     check_data_dir(data_dir)
@@ -223,19 +223,19 @@ def run_sweep(runs, out, data_dir=None, engine='papermill', n_jobs=1, name=None,
     return df
 
 def _stacks(todo, stack=1):
-    "`todo` in groups of up to `stack` runs that train as one stack (equal `stack_key` and dataset; early stoppers alone)"
+    "`todo` in groups of up to `stack` runs that can train as one"
     groups = {}
     for r in todo: groups.setdefault((stack_key(r), r.dataset) if stack > 1 and not r.early_stop else r.run_id, []).append(r)
     return [g[i:i + stack] for g in groups.values() for i in range(0, len(g), stack)]
 
 def run_group(group, out, data_dir=None, engine='papermill'):
-    "Train the runs of `group` not yet recorded in `out`: one with `run_one`, several as one stack (`fit_stack`)"
+    "Train `group`'s unrecorded runs: one alone, several as one stack"
     todo = [r for r in group if not (Path(out)/'runs'/r.run_id/'record.json').exists()]  # a lost worker's retry may find some
     if len(todo) > 1: return fit_stack(todo, out, data_dir, progress=False)
     return [run_one(r, out, data_dir, engine) for r in todo]
 
 def _run_here(groups, out, data_dir, engine, n_jobs, failed, progress):
-    "Run `groups` on this machine, `n_jobs` papermill kernels side by side; note failures in `failed`"
+    "Run `groups` on this machine, `n_jobs` side by side"
     def one(g):
         try: run_group(g, out, data_dir, engine)
         except Exception as e: failed.update({r.run_id: first_line(e, named=True) for r in g})
@@ -258,7 +258,7 @@ def sweep_cmd(preset:str='quick', # quick, demo, contrast, lowres, edges (CPU); 
               scheduler:str=None, # address of a Dask scheduler (tcp://HOST:8786): its workers run the runs
               stack:int=1, # runs of one architecture trained at once as one module (with --engine inline; fills a GPU)
              ):
-    "Run (or resume) the sweep `preset` into `out`; print where the results table is"
+    "Run (or resume) a sweep preset; print where the results table is"
     if engine not in ENGINES: raise ValueError(f"--engine must be 'papermill' or 'inline', got {engine!r}")
     pool_types = tuple(p.strip() for p in str(pools).split(','))
     if (bad := [p for p in pool_types if p not in ('max', 'avg')]): raise ValueError(f"--pools takes max and/or avg, got {bad[0]!r}")

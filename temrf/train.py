@@ -34,14 +34,14 @@ from .fft import fft_baseline_dice, band_from_spacings, AU_SPACINGS_A
 
 # %% ../nbs/07_train.ipynb #2d3be609
 class ArrayDS:
-    "Items `(image (1,H,W) float32, label (H,W) long)` from arrays `X` (n,H,W) and `Y` (n,H,W)"
+    "Items (image (1,H,W) float32, label (H,W) long) of arrays `X`, `Y`"
     def __init__(self, X, Y): self.X, self.Y = torch.as_tensor(np.asarray(X, np.float32)), torch.as_tensor(np.asarray(Y))
     def __len__(self): return len(self.X)
     def __getitem__(self, i): return self.X[i][None], self.Y[i].long()
 
 # %% ../nbs/07_train.ipynb #42b77df9
 class ArrayDL(DataLoader):
-    "fastai `DataLoader` whose shuffling comes from a dedicated generator seeded with `seed`"
+    "fastai `DataLoader` shuffled by its own generator seeded with `seed`"
     def __init__(self, dataset, bs=32, shuffle=False, seed=0, **kwargs):
         self.seed, self.gen = seed, torch.Generator().manual_seed(seed)
         super().__init__(dataset, bs=bs, shuffle=shuffle, **kwargs)
@@ -50,7 +50,7 @@ class ArrayDL(DataLoader):
 
 # %% ../nbs/07_train.ipynb #06bba1f8
 def get_dls(splits, bs=32, seed=752, device=None):
-    "fastai `DataLoaders` of the train (shuffled with `seed`) and valid sets of `splits`, batches of `bs`, on `device`"
+    "fastai `DataLoaders` of the train and valid sets of `splits`"
     (Xt, Yt), (Xv, Yv) = splits[0], splits[1]
     if len(Xt) == 0 or len(Xv) == 0: raise ValueError(
         f"the dataset gave {len(Xt)} training and {len(Xv)} validation patches; use more images or a smaller patch")
@@ -60,13 +60,13 @@ def get_dls(splits, bs=32, seed=752, device=None):
 
 # %% ../nbs/07_train.ipynb #a45940d2
 def build_model(arch, seed=752):
-    "A `ResUNet` of `arch` whose initial weights depend only on `seed` and the parameter shapes"
+    "A `ResUNet` of `arch` whose initial weights depend only on `seed`"
     set_seed(seed, reproducible=True)
     return ResUNet(arch)
 
 # %% ../nbs/07_train.ipynb #655143de
 def init_weights(model, init):
-    "Load into `model` the weights of `init` (a shipped model name or a model file) of the same architecture"
+    "Load into `model` the weights of `init`, of the same architecture"
     src = pretrained(init, device='cpu')
     diff = {k: v for k, v in src.config.items() if v != model.config.get(k)}
     if diff: raise ValueError(f"--init {init} is a network with {', '.join(f'{k}={v}' for k, v in diff.items())}; "
@@ -76,7 +76,7 @@ def init_weights(model, init):
 
 # %% ../nbs/07_train.ipynb #2f29c8b1
 def hold_heap(limit=1 << 30):
-    "Have glibc serve blocks up to `limit` bytes from its heap and keep freed memory; True where applied (Linux, glibc)"
+    "Make glibc keep blocks up to `limit` bytes on its heap; True if done"
     import ctypes, ctypes.util, sys
     if not sys.platform.startswith('linux'): return False
     try: libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
@@ -87,7 +87,7 @@ def hold_heap(limit=1 << 30):
 
 # %% ../nbs/07_train.ipynb #a98e90b3
 class SaveWeights(TrackerCallback):
-    "Save the weights of the best `monitor` epoch as best.pth and the final ones as model.pth, with their architecture"
+    "Save the best `monitor` epoch's weights as best.pth, last as model.pth"
     order = TrackerCallback.order + 1
     def __init__(self, monitor='valid_loss'): super().__init__(monitor=monitor)
     def after_epoch(self):
@@ -97,7 +97,7 @@ class SaveWeights(TrackerCallback):
 
 # %% ../nbs/07_train.ipynb #5b03e94a
 def get_learner(dls, model, lr=1e-4, path='.', early_stop=None, fp16=None, loss_func=None, metrics=None, cbs=None):
-    "fastai `Learner`: cross-entropy, torch Adam at `lr`, dice metrics, history and weights in `path` (or `cbs`)"
+    "fastai `Learner` of `model`: cross-entropy, Adam at `lr`, dice"
     Path(path).mkdir(parents=True, exist_ok=True)
     if dls.device is None or torch.device(dls.device).type == 'cpu': hold_heap()
     cbs = [ChannelsLast(), *([CSVLogger(fname='history.csv'), SaveWeights('valid_loss')] if cbs is None else cbs)]
@@ -109,7 +109,7 @@ def get_learner(dls, model, lr=1e-4, path='.', early_stop=None, fp16=None, loss_
 
 # %% ../nbs/07_train.ipynb #571c97e0
 def predict_dice(model, X, Y, bs=32):
-    "Per-image hard and soft dice arrays of `model` on images `X` (n,H,W) and labels `Y`, in batches of `bs`"
+    "Per-image hard and soft dice of `model` on images `X`, labels `Y`"
     if len(X) == 0: raise ValueError("no images to evaluate: the test set is empty; use more images or a smaller patch")
     Y = binary_labels(Y, 'labels Y')  # 0/1, or a 0/255 mask made 0/1, as temrf.io reads labels
     if np.shape(X) != Y.shape: raise ValueError(f"images X {np.shape(X)} and labels Y {Y.shape} differ in shape; give one label mask per image")
@@ -118,14 +118,14 @@ def predict_dice(model, X, Y, bs=32):
 
 # %% ../nbs/07_train.ipynb #b40f55c7
 def fft_dice(X, Y, pixel_nm):
-    "Mean FFT-baseline dice on patches `X`, `Y` with the Au fringes' band at `pixel_nm` (NaN beyond Nyquist)"
+    "Mean FFT-baseline dice on patches `X`, `Y` at `pixel_nm`, or NaN"
     if 2*pixel_nm*10 > min(AU_SPACINGS_A): return float('nan')
     r_in, r_out = band_from_spacings(AU_SPACINGS_A, pixel_nm, X.shape[-1])
     return float(np.mean(fft_baseline_dice(X, Y, r_in, r_out)))
 
 # %% ../nbs/07_train.ipynb #504a3808
 def _evaluate(model, splits, pixel_nm, bs=32):
-    "Test hard/soft dice, valid hard dice and the FFT-baseline dice of `model`"
+    "Test and valid dice and the FFT-baseline dice of `model`"
     hard, soft = predict_dice(model, *splits.test, bs=bs)
     vhard, _ = predict_dice(model, *splits.valid, bs=bs)
     return dict(test_hard_dice=float(hard.mean()), test_soft_dice=float(soft.mean()),
@@ -133,7 +133,7 @@ def _evaluate(model, splits, pixel_nm, bs=32):
 
 # %% ../nbs/07_train.ipynb #82fc1cd0
 def evaluate_run(spec, info, splits, patch, out, tmp, train_time):
-    "The weights `spec` evaluates (from the run folder `tmp`) and the run's record"
+    "The weights `spec` evaluates (from `tmp`) and the run's record"
     best = load_weights(tmp/f"{'model' if spec.eval_model == 'last' else 'best'}.pth").to(default_device())
     rec = record(spec, info['pixel_nm'], patch, n_params=count_params(best), **_evaluate(best, splits, info['pixel_nm'], spec.bs),
                  **{f'n_{k}': len(getattr(splits, k)[0]) for k in ('train', 'valid', 'test')},
@@ -142,7 +142,7 @@ def evaluate_run(spec, info, splits, patch, out, tmp, train_time):
 
 # %% ../nbs/07_train.ipynb #9d886a00
 def check_run(spec, out='.', data_dir=None):
-    "The patch size of `spec` after every check that needs no data: output folder, dataset, architecture fit"
+    "Patch size of `spec`, after every check that needs no data"
     check_out_dir(out, 'output folder')
     patch = default_patch(image_size(spec.dataset, data_dir), spec.patch)
     spec.arch.check_fits(patch)
@@ -150,7 +150,7 @@ def check_run(spec, out='.', data_dir=None):
 
 # %% ../nbs/07_train.ipynb #88923838
 def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
-    "Train and evaluate the run `spec`; write `<out>/runs/<run_id>/`; return `(record, learn, splits)`"
+    "Train and evaluate run `spec` under `out`: (record, learn, splits)"
     patch, out = check_run(spec, out, data_dir), Path(out).resolve()
     check_new_run(out, spec, overwrite)
     info = resolve_dataset(spec.dataset, data_dir)
@@ -170,7 +170,7 @@ def fit_run(spec, out='.', data_dir=None, progress=True, overwrite=False):
 
 # %% ../nbs/07_train.ipynb #f0fa8997
 def train_run(spec=None, out='.', data_dir=None, progress=True, overwrite=False, **kwargs):
-    "Train and evaluate `spec` (a `RunSpec`, or its fields as `kwargs`), write its run folder under `out`; return the record"
+    "Train and evaluate `spec` (or `kwargs`) under `out`; its record"
     spec = spec if isinstance(spec, RunSpec) else RunSpec(**({} if spec is None else dict(dataset=spec)), **kwargs)
     return fit_run(spec, out, data_dir, progress, overwrite)[0]
 
@@ -186,7 +186,7 @@ def plot_history(run_dir, ax=None):
 
 # %% ../nbs/07_train.ipynb #2d7ae232
 def show_prediction(model, X, Y, i=0):
-    "Show test patch `i` of `X`, its label `Y[i]` and `model`'s hard segmentation with its dice"
+    "Show test patch `i`, its label and `model`'s segmentation"
     import matplotlib.pyplot as plt
     hard, _ = predict_dice(model, X[i:i+1], Y[i:i+1])
     pred = predict(model, X[i]) > 0.5
@@ -219,7 +219,7 @@ def _train_parser(prog='temrf train'):
 
 # %% ../nbs/07_train.ipynb #6799d6b0
 def _init_arch(spec):
-    "`spec` (RunSpec fields) given the architecture of its `init` model wherever the user left the default"
+    "`spec` given its `init` model's architecture where left default"
     if not spec.get('init'): return spec
     a, d = pretrained(spec['init'], device='cpu').arch.fields(), {f.name: f.default for f in dataclasses.fields(RunSpec)}
     a = {k: tuple(v) if isinstance(v, list) else v for k, v in a.items()}
@@ -227,7 +227,7 @@ def _init_arch(spec):
 
 # %% ../nbs/07_train.ipynb #2f514838
 def train_cmd(out='results/train', data=None, overwrite=False, quiet=False, **spec):
-    "Train and evaluate one residual UNet (`spec`: `RunSpec` fields); print and return its result record"
+    "Train and evaluate one residual UNet; print its result record"
     rec = train_run(RunSpec(**_init_arch(spec)), out, data, progress=not quiet, overwrite=overwrite)
     print(json.dumps({k: v for k, v in rec.items() if k != 'versions'}, indent=1))
     return rec
