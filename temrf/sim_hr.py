@@ -6,7 +6,7 @@
 __all__ = ['AU_LATTICE_A', 'SIM_VERSION', 'SHAPES', 'GOLDEN_RATIO', 'HR_DEFAULTS', 'require_abtem', 'au_cluster',
            'particle_rotation', 'hull_polygon', 'hull_mask', 'place_particles', 'particle_truth', 'amorphous_carbon',
            'draw_diameters', 'particle_count', 'draw_shapes', 'random_field', 'hr_sample', 'hr_intensity',
-           'poisson_counts', 'detect', 'hr_field']
+           'poisson_counts', 'detect', 'hr_field', 'carbon_onion']
 
 # %% ../nbs/02_sim.ipynb #47e4bb63
 from functools import lru_cache
@@ -152,6 +152,7 @@ HR_DEFAULTS = dict(
     image_spread_nm=0.04, mtf_px=0.5,         # image spread (vibration, drift; sigma, nm), camera point spread (px)
     support_nm=3., carbon_density=2.0,        # amorphous carbon slab thickness (nm) and density (g/cm³)
     holes=0.,                                 # fraction of the field where the support has holes (vacuum)
+    onions=0.,                                # fraction of the field under carbon onions (soot): graphitic fringes, not particles
     coverage=0.3, size_spread=0.1,            # particle area fraction and relative spread of diameters
     shapes=dict(wulff=.5, octahedron=.15, decahedron=.2, icosahedron=.15),
     zone_fraction=0.6, tilt_deg=4., label_pad_nm=0.1, gap_nm=0.3,  # label margin, gap between particles
@@ -209,10 +210,11 @@ def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
     pad = p['label_pad_nm']*10/px
     truth = [particle_truth(c, p['pixel_nm'], _eq_diameter_nm(len(q)), hull_polygon(q[:, :2]/px, pad), s)
              for q, c, s in zip(parts, centres, shapes)]
-    top = max([np.ptp(q[:, 2]) for q in parts] + [0]) + 4      # room above the support (Å)
     t_c = p['support_nm']*10
     carbon = amorphous_carbon(L, t_c, rng, p['carbon_density']) if t_c > 0 else np.zeros((0, 3))
     if p['holes'] > 0 and len(carbon): carbon = carbon[~_in_holes(carbon[:, :2]/px, size, p['holes'], rng)]
+    onions = _onions(size, rng, p) if p['onions'] > 0 else np.zeros((0, 3))
+    top = max([np.ptp(q[:, 2]) for q in parts] + [onions[:, 2].max() if len(onions) else 0]) + 4  # room above the support (Å)
     label, au = np.zeros((size, size), bool), []
     for q, c in zip(parts, centres):
         q = q + [c[0]*px, c[1]*px, 2 - q[:, 2].min()]           # particles from z = 2 Å, above the support
@@ -220,7 +222,7 @@ def hr_sample(size, diameter_nm, rng, p, centres_nm=None):
         au.append(q)
     au = np.concatenate(au) if au else np.zeros((0, 3))
     carbon[:, 2] += top
-    atoms = Atoms(numbers=[79]*len(au) + [6]*len(carbon), positions=np.concatenate([au, carbon]),
+    atoms = Atoms(numbers=[79]*len(au) + [6]*(len(onions) + len(carbon)), positions=np.concatenate([au, onions, carbon]),
                   cell=[L, L, top + t_c + 2], pbc=True)
     return atoms, label, truth
 
@@ -280,3 +282,26 @@ def hr_field(size, diameter_nm, rng, p, centres_nm=None):
     img = detect(img, p['dose'], p['pixel_nm'], rng, p['oversample'], p['mtf_px'])
     info = dict(n_particles=len(truth), defocus_nm=round(df, 3), n_atoms=len(atoms), particles=truth)
     return img, label.astype(np.uint8), info
+
+# %% ../nbs/02_sim.ipynb #32abfae5
+def carbon_onion(radius_nm, rng, gap=3.4, keep=0.6, density=0.38):
+    "Atoms (Å, centred) of a turbostratic carbon onion of `radius_nm`"
+    out, axes = [], 1 + rng.normal(0, 0.06, 3)                      # slightly ellipsoidal
+    for r in np.arange(rng.uniform(3.5, 7.), radius_nm*10, gap):
+        n = max(12, int(4*np.pi*r*r*density))                       # graphene: 0.38 atoms/Å²
+        i = np.arange(n) + 0.5
+        phi, th = np.arccos(1 - 2*i/n), np.pi*(1 + 5**0.5)*i         # a Fibonacci lattice on the sphere
+        u = Rotation.random(random_state=rng).apply(np.stack([np.cos(th)*np.sin(phi), np.sin(th)*np.sin(phi), np.cos(phi)], 1))
+        w = np.cos(u @ rng.normal(0, 6, (3, 6)) + rng.uniform(0, 2*np.pi, 6)).sum(1)  # a smooth random pattern
+        out.append(u[w > np.quantile(w, 1 - keep)]*r*(1 + rng.normal(0, 0.015))*axes)  # fragments, not closed shells
+    return np.concatenate(out) if out else np.zeros((0, 3))
+
+def _onions(size, rng, p):
+    "Carbon onions (Å) lying on the support over about `p['onions']` of a `size` px field"
+    L, out, area = size*p['pixel_nm']*10, [], 0.
+    while area < p['onions']*L*L:
+        R = min(rng.uniform(2.5, 8.), 0.045*L)                      # nm
+        q = carbon_onion(R, rng) + [rng.uniform(0, L), rng.uniform(0, L), R*10 + 2]
+        q[:, :2] %= L
+        out.append(q); area += np.pi*(R*10)**2
+    return np.concatenate(out)

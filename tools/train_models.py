@@ -7,6 +7,7 @@
 The shipped models of 2026-12-05 come from the transfer recipe, built for real micrographs:
     python tools/train_models.py data2 --root DIR       # lr-transfer, hr-transfer (widely varied physics, file artefacts), hr-indep
     python tools/train_models.py data3 --root DIR       # hr-transfer2: hr-transfer and fields whose support has holes
+    python tools/train_models.py data4 --root DIR       # hr-transfer3: hr-transfer2 and fields with carbon onions (soot)
     python tools/train_models.py train2 hr2-n3 lr-n2 --root DIR   # candidates (one thread each: run several side by side)
     python tools/train_models.py compare hr-au RUN... --root DIR  # real sets (realdata/) and hr-indep, per model
     python tools/train_models.py ship hr-au=RUN lr-au=RUN --root DIR
@@ -78,12 +79,14 @@ def field(kind, seed, level=None, diameter=None):
     img, lbl, info = simulate_field(p, 0)
     return img, lbl, dict(info, level=level, diameter_nm=d, **{k: v for k, v in kw.items() if not isinstance(v, dict)})
 
-def transfer_field(kind, seed, holes=False):
+def transfer_field(kind, seed, holes=False, onions=False):
     "512 px patches of one widely varied field (1024 px for particles of 5 nm and more), half of them as a user's file"
     from temrf.preprocess import file_artifacts
     rng = np.random.default_rng([seed, 78])
     _, kw = hr_knobs(rng) if kind == 'hr' else lr_knobs_v2(rng)
     if holes: kw.update(holes=rng.uniform(.15, .5), **({'coverage': 0.} if rng.random() < .25 else {}))  # vacuum in the support
+    if onions:  # soot: carbon onions, alone (40%) or beside particles, on carbon or over holes
+        kw.update(onions=rng.uniform(.25, .8), holes=rng.uniform(0, .5) if rng.random() < .5 else 0., **({'coverage': 0.} if rng.random() < .4 else {}))
     d = kw.pop('diameter_nm')
     size = 1024 if kind == 'hr' and d >= 5 else 512
     if kw['coverage'] == 0: d = min(d, 4.)
@@ -112,6 +115,20 @@ def data3(root, n=70):
     save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/'Au_hr_transfer2_Images.h5',
                  folder/'Au_hr_transfer2_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
     print('hr transfer2', len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
+
+def data4(root, n=60):
+    "hr-transfer3: hr-transfer2 and `n` more fields with carbon onions (soot), hard negatives with graphitic fringes"
+    from multiprocessing import Pool
+    folder = root/'hr-transfer3'
+    if folder.exists(): return
+    t = time.time()
+    with Pool(2) as pool: fields = [f for fs in pool.map(_transfer, [('hr', 60000 + i, False, True) for i in range(n)], chunksize=1) for f in fs]
+    imgs, lbls, infos = map(list, zip(*fields))
+    old = load_h5_pair(*sorted((root/'hr-transfer2').glob('*.h5')))
+    infos = read_h5_attrs(next((root/'hr-transfer2').glob('*_Images.h5')))['images'] + infos
+    save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/'Au_hr_transfer3_Images.h5',
+                 folder/'Au_hr_transfer3_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
+    print('hr transfer3', len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
 
 def data2(root, n_hr=110, n_lr=160):
     "The transfer training sets (hr-transfer, lr-transfer) and the independent held-out HR set (hr-indep)"
@@ -188,7 +205,8 @@ def train(root):
 CANDIDATES = {'hr-n2': dict(kind='hr', n_blocks=2, pools=(8, 4)), 'hr-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2)),
               'hr2-n2': dict(kind='hr', n_blocks=2, pools=(8, 4), data='hr-transfer2'),
               'hr2-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2), data='hr-transfer2'),
-              'lr-n2': dict(kind='lr', n_blocks=2, pools=(4, 4))}
+              'lr-n2': dict(kind='lr', n_blocks=2, pools=(4, 4)),
+              'hr3-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2), data='hr-transfer3', init='hr-au', epochs=2, lr=3e-3)}  # fine-tuned with soot
 
 def train2(root, names):
     "Train the candidates `names` on the transfer sets, one thread each (run several side by side)"
@@ -198,7 +216,8 @@ def train2(root, names):
     torch.set_num_threads(1)
     for name in names:
         m = CANDIDATES[name]
-        spec = RunSpec(dataset=str(root/m.get('data', f"{m['kind']}-transfer")), n_blocks=m['n_blocks'], pools=m['pools'], **dict(TRAIN, epochs=3))
+        spec = RunSpec(dataset=str(root/m.get('data', f"{m['kind']}-transfer")), n_blocks=m['n_blocks'], pools=m['pools'],
+                       **dict(TRAIN, epochs=3, **{k: m[k] for k in ('epochs', 'lr', 'init') if k in m}))
         rec, *_ = fit_run(spec, root/f'runs-{name}', progress=False, overwrite=True)
         print(name, {k: rec[k] for k in ('test_hard_dice', 'fft_dice', 'rf_nm', 'n_params', 'train_time_s', 'run_dir')}, flush=True)
 
@@ -280,7 +299,7 @@ def card2(root):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('step', choices=('data', 'train', 'card', 'heldout', 'data2', 'data3', 'train2', 'compare', 'ship', 'card2'))
+    ap.add_argument('step', choices=('data', 'train', 'card', 'heldout', 'data2', 'data3', 'data4', 'train2', 'compare', 'ship', 'card2'))
     ap.add_argument('names', nargs='*', help='candidates to train (train2) or models to compare (compare)')
     ap.add_argument('--root', default=str(Path('~/.cache/temrf/models').expanduser()))
     a = ap.parse_args()
@@ -288,4 +307,4 @@ if __name__ == '__main__':
     if a.step == 'train2': train2(root, a.names)
     elif a.step == 'compare': compare(root, a.names)
     elif a.step == 'ship': ship(root, a.names)
-    else: dict(data=data, train=train, card=card, data2=data2, data3=data3, card2=card2, heldout=heldout)[a.step](root)
+    else: dict(data=data, train=train, card=card, data2=data2, data3=data3, data4=data4, card2=card2, heldout=heldout)[a.step](root)
