@@ -6,7 +6,7 @@
 __all__ = ['AU_LATTICE_A', 'SIM_VERSION', 'SHAPES', 'GOLDEN_RATIO', 'HR_DEFAULTS', 'require_abtem', 'au_cluster',
            'particle_rotation', 'hull_polygon', 'hull_mask', 'place_particles', 'particle_truth', 'amorphous_carbon',
            'draw_diameters', 'particle_count', 'draw_shapes', 'random_field', 'hr_sample', 'hr_intensity',
-           'poisson_counts', 'detect', 'hr_field', 'carbon_onion']
+           'poisson_counts', 'detect', 'hr_field', 'carbon_onion', 'transmission']
 
 # %% ../nbs/02_sim.ipynb #47e4bb63
 from functools import lru_cache
@@ -153,6 +153,7 @@ HR_DEFAULTS = dict(
     support_nm=3., carbon_density=2.0,        # amorphous carbon slab thickness (nm) and density (g/cm³)
     holes=0.,                                 # fraction of the field where the support has holes (vacuum)
     onions=0.,                                # fraction of the field under carbon onions (soot): graphitic fringes, not particles
+    absorption_nm=0.,                         # mean free path (nm) of the losses the multislice leaves out (0: none)
     coverage=0.3, size_spread=0.1,            # particle area fraction and relative spread of diameters
     shapes=dict(wulff=.5, octahedron=.15, decahedron=.2, icosahedron=.15),
     zone_fraction=0.6, tilt_deg=4., label_pad_nm=0.1, gap_nm=0.3,  # label margin, gap between particles
@@ -278,6 +279,7 @@ def hr_field(size, diameter_nm, rng, p, centres_nm=None):
     atoms, label, truth = hr_sample(size, diameter_nm, rng, p, centres_nm)
     df = float(rng.normal(p['defocus_nm'], p['defocus_spread_nm']))
     img = hr_intensity(atoms, size*p['oversample'], p, df, seed=int(rng.integers(2**31)))
+    if p['absorption_nm'] > 0: img = img*transmission(atoms, size*p['oversample'], p['absorption_nm'])
     img = ndimage.gaussian_filter(img, p['image_spread_nm']/p['pixel_nm']*p['oversample'], mode='wrap')
     img = detect(img, p['dose'], p['pixel_nm'], rng, p['oversample'], p['mtf_px'])
     info = dict(n_particles=len(truth), defocus_nm=round(df, 3), n_atoms=len(atoms), particles=truth)
@@ -305,3 +307,11 @@ def _onions(size, rng, p):
         q[:, :2] %= L
         out.append(q); area += np.pi*(R*10)**2
     return np.concatenate(out)
+
+# %% ../nbs/02_sim.ipynb #fa277d8e
+def transmission(atoms, gpts, absorption_nm):
+    "exp(-t/`absorption_nm`) on a `gpts` grid, t the projected thickness (nm) of `atoms`"
+    L = atoms.cell[0, 0]
+    h = np.histogram2d(atoms.positions[:, 1], atoms.positions[:, 0], bins=gpts, range=[[0, L], [0, L]])[0]  # rows = y
+    t_nm = ndimage.gaussian_filter(h, 2, mode='wrap')/((L/gpts)**2*0.1003)/10  # atoms per Å² over atoms per Å³ of carbon
+    return np.exp(-t_nm/absorption_nm).astype(np.float32)

@@ -8,6 +8,7 @@ The shipped models of 2026-12-05 come from the transfer recipe, built for real m
     python tools/train_models.py data2 --root DIR       # lr-transfer, hr-transfer (widely varied physics, file artefacts), hr-indep
     python tools/train_models.py data3 --root DIR       # hr-transfer2: hr-transfer and fields whose support has holes
     python tools/train_models.py data4 --root DIR       # hr-transfer3: hr-transfer2 and fields with carbon onions (soot)
+    python tools/train_models.py data5 --root DIR       # hr-transfer4: hr-transfer3 and fields where thick carbon absorbs
     python tools/train_models.py train2 hr2-n3 lr-n2 --root DIR   # candidates (one thread each: run several side by side)
     python tools/train_models.py compare hr-au RUN... --root DIR  # real sets (realdata/) and hr-indep, per model
     python tools/train_models.py ship hr-au=RUN lr-au=RUN --root DIR
@@ -79,7 +80,7 @@ def field(kind, seed, level=None, diameter=None):
     img, lbl, info = simulate_field(p, 0)
     return img, lbl, dict(info, level=level, diameter_nm=d, **{k: v for k, v in kw.items() if not isinstance(v, dict)})
 
-def transfer_field(kind, seed, holes=False, onions=False):
+def transfer_field(kind, seed, holes=False, onions=False, absorb=False):
     "512 px patches of one widely varied field (1024 px for particles of 5 nm and more), half of them as a user's file"
     from temrf.preprocess import file_artifacts
     rng = np.random.default_rng([seed, 78])
@@ -87,6 +88,7 @@ def transfer_field(kind, seed, holes=False, onions=False):
     if holes: kw.update(holes=rng.uniform(.15, .5), **({'coverage': 0.} if rng.random() < .25 else {}))  # vacuum in the support
     if onions:  # soot: carbon onions, alone (40%) or beside particles, on carbon or over holes
         kw.update(onions=rng.uniform(.25, .8), holes=rng.uniform(0, .5) if rng.random() < .5 else 0., **({'coverage': 0.} if rng.random() < .4 else {}))
+    if absorb: kw['absorption_nm'] = float(np.exp(rng.uniform(np.log(30), np.log(200))))  # thick carbon darker than vacuum
     d = kw.pop('diameter_nm')
     size = 1024 if kind == 'hr' and d >= 5 else 512
     if kw['coverage'] == 0: d = min(d, 4.)
@@ -129,6 +131,21 @@ def data4(root, n=60):
     save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/'Au_hr_transfer3_Images.h5',
                  folder/'Au_hr_transfer3_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
     print('hr transfer3', len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
+
+def data5(root, n=90):
+    "hr-transfer4: hr-transfer3 and `n` more fields with absorption: soot and holes (two thirds), particles over holes"
+    from multiprocessing import Pool
+    folder = root/'hr-transfer4'
+    if folder.exists(): return
+    t = time.time()
+    jobs = [('hr', 70000 + i, True, i % 3 != 2, True) for i in range(n)]
+    with Pool(2) as pool: fields = [f for fs in pool.map(_transfer, jobs, chunksize=1) for f in fs]
+    imgs, lbls, infos = map(list, zip(*fields))
+    old = load_h5_pair(*sorted((root/'hr-transfer3').glob('*.h5')))
+    infos = read_h5_attrs(next((root/'hr-transfer3').glob('*_Images.h5')))['images'] + infos
+    save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/'Au_hr_transfer4_Images.h5',
+                 folder/'Au_hr_transfer4_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
+    print('hr transfer4', len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
 
 def data2(root, n_hr=110, n_lr=160):
     "The transfer training sets (hr-transfer, lr-transfer) and the independent held-out HR set (hr-indep)"
@@ -299,7 +316,7 @@ def card2(root):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('step', choices=('data', 'train', 'card', 'heldout', 'data2', 'data3', 'data4', 'train2', 'compare', 'ship', 'card2'))
+    ap.add_argument('step', choices=('data', 'train', 'card', 'heldout', 'data2', 'data3', 'data4', 'data5', 'train2', 'compare', 'ship', 'card2'))
     ap.add_argument('names', nargs='*', help='candidates to train (train2) or models to compare (compare)')
     ap.add_argument('--root', default=str(Path('~/.cache/temrf/models').expanduser()))
     a = ap.parse_args()
@@ -307,4 +324,4 @@ if __name__ == '__main__':
     if a.step == 'train2': train2(root, a.names)
     elif a.step == 'compare': compare(root, a.names)
     elif a.step == 'ship': ship(root, a.names)
-    else: dict(data=data, train=train, card=card, data2=data2, data3=data3, data4=data4, card2=card2, heldout=heldout)[a.step](root)
+    else: dict(data=data, train=train, card=card, data2=data2, data3=data3, data4=data4, data5=data5, card2=card2, heldout=heldout)[a.step](root)
