@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 # set: (floor of the mean hard dice, measured 2026-12-05)
-FLOORS = {'Au 2.2 nm': (0.50, 0.535), 'Au 5 nm': (0.68, 0.730), 'Au 10 nm': (0.50, 0.545), 'Ag 5 nm': (0.85, 0.907),
+FLOORS = {'Au 2.2 nm': (0.50, 0.528), 'Au 5 nm': (0.76, 0.808), 'Au 10 nm': (0.55, 0.592), 'Ag 5 nm': (0.85, 0.893),
           'BF sintering': (0.88, 0.901)}
-SOOT_CALLED_MAX = 0.60  # measured 0.500; the right answer is 0
+SOOT_CALLED_MAX = 0.55  # measured 0.472; the right answer is 0
 
 
 @pytest.fixture(scope='module')

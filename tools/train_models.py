@@ -11,6 +11,7 @@ The shipped models of 2026-12-05 come from the transfer recipe, built for real m
     python tools/train_models.py data5 --root DIR       # hr-transfer4: hr-transfer3 and fields where thick carbon absorbs
     python tools/train_models.py train2 hr2-n3 lr-n2 --root DIR   # candidates (one thread each: run several side by side)
     python tools/train_models.py compare hr-au RUN... --root DIR  # real sets (realdata/) and hr-indep, per model
+    python tools/train_models.py train2 hr3-n3 --root DIR  # then hr4-n3: fine-tuned from hr2-n3, then from hr3-n3
     python tools/train_models.py ship hr-au=RUN lr-au=RUN --root DIR
     python tools/train_models.py card2 --root DIR       # real_card.csv, indep_card.csv, real_overlays.png
 """
@@ -223,7 +224,10 @@ CANDIDATES = {'hr-n2': dict(kind='hr', n_blocks=2, pools=(8, 4)), 'hr-n3': dict(
               'hr2-n2': dict(kind='hr', n_blocks=2, pools=(8, 4), data='hr-transfer2'),
               'hr2-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2), data='hr-transfer2'),
               'lr-n2': dict(kind='lr', n_blocks=2, pools=(4, 4)),
-              'hr3-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2), data='hr-transfer3', init='hr-au', epochs=2, lr=3e-3)}  # fine-tuned with soot
+              'hr3-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2), data='hr-transfer3', epochs=2, lr=3e-3,              # + soot
+                             init='{root}/runs-hr2-n3/runs/hr-transfer2_N3_m442_s752/model.pth'),
+              'hr4-n3': dict(kind='hr', n_blocks=3, pools=(4, 4, 2), data='hr-transfer4', epochs=2, lr=3e-3,              # + absorption
+                             init='{root}/runs-hr3-n3/runs/hr-transfer3_N3_m442_s752_from-model/model.pth')}
 
 def train2(root, names):
     "Train the candidates `names` on the transfer sets, one thread each (run several side by side)"
@@ -234,7 +238,7 @@ def train2(root, names):
     for name in names:
         m = CANDIDATES[name]
         spec = RunSpec(dataset=str(root/m.get('data', f"{m['kind']}-transfer")), n_blocks=m['n_blocks'], pools=m['pools'],
-                       **dict(TRAIN, epochs=3, **{k: m[k] for k in ('epochs', 'lr', 'init') if k in m}))
+                       **dict(TRAIN, epochs=3, **{k: str(m[k]).format(root=root) if k == 'init' else m[k] for k in ('epochs', 'lr', 'init') if k in m}))
         rec, *_ = fit_run(spec, root/f'runs-{name}', progress=False, overwrite=True)
         print(name, {k: rec[k] for k in ('test_hard_dice', 'fft_dice', 'rf_nm', 'n_params', 'train_time_s', 'run_dir')}, flush=True)
 
