@@ -105,48 +105,32 @@ def transfer_field(kind, seed, holes=False, onions=False, absorb=False):
 
 def _transfer(args): return transfer_field(*args)
 
-def data3(root, n=70):
-    "hr-transfer2: hr-transfer and `n` more fields whose support has holes (vacuum), a quarter of them without particles"
+def extend_set(root, src, dst, jobs):
+    "`dst`: the HR transfer set `src` and the patches of the fields `jobs` (`transfer_field` arguments), simulated two at a time"
     from multiprocessing import Pool
-    folder = root/'hr-transfer2'
+    folder = root/dst
     if folder.exists(): return
     t = time.time()
-    with Pool(2) as pool: fields = [f for fs in pool.map(_transfer, [('hr', 40000 + i, True) for i in range(n)], chunksize=1) for f in fs]
+    with Pool(2) as pool: fields = [f for fs in pool.map(_transfer, jobs, chunksize=1) for f in fs]
     imgs, lbls, infos = map(list, zip(*fields))
-    old = load_h5_pair(*sorted((root/'hr-transfer').glob('*.h5')))
-    infos = read_h5_attrs(next((root/'hr-transfer').glob('*_Images.h5')))['images'] + infos
-    save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/'Au_hr_transfer2_Images.h5',
-                 folder/'Au_hr_transfer2_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
-    print('hr transfer2', len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
+    old = load_h5_pair(*sorted((root/src).glob('*.h5')))
+    infos = read_h5_attrs(next((root/src).glob('*_Images.h5')))['images'] + infos
+    stem = dst.replace('-', '_')
+    save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/f'Au_{stem}_Images.h5',
+                 folder/f'Au_{stem}_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
+    print(dst, len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
+
+def data3(root, n=70):
+    "hr-transfer2: hr-transfer and `n` more fields whose support has holes (vacuum), a quarter of them without particles"
+    extend_set(root, 'hr-transfer', 'hr-transfer2', [('hr', 40000 + i, True) for i in range(n)])
 
 def data4(root, n=60):
     "hr-transfer3: hr-transfer2 and `n` more fields with carbon onions (soot), hard negatives with graphitic fringes"
-    from multiprocessing import Pool
-    folder = root/'hr-transfer3'
-    if folder.exists(): return
-    t = time.time()
-    with Pool(2) as pool: fields = [f for fs in pool.map(_transfer, [('hr', 60000 + i, False, True) for i in range(n)], chunksize=1) for f in fs]
-    imgs, lbls, infos = map(list, zip(*fields))
-    old = load_h5_pair(*sorted((root/'hr-transfer2').glob('*.h5')))
-    infos = read_h5_attrs(next((root/'hr-transfer2').glob('*_Images.h5')))['images'] + infos
-    save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/'Au_hr_transfer3_Images.h5',
-                 folder/'Au_hr_transfer3_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
-    print('hr transfer3', len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
+    extend_set(root, 'hr-transfer2', 'hr-transfer3', [('hr', 60000 + i, False, True) for i in range(n)])
 
 def data5(root, n=90):
     "hr-transfer4: hr-transfer3 and `n` more fields with absorption: soot and holes (two thirds), particles over holes"
-    from multiprocessing import Pool
-    folder = root/'hr-transfer4'
-    if folder.exists(): return
-    t = time.time()
-    jobs = [('hr', 70000 + i, True, i % 3 != 2, True) for i in range(n)]
-    with Pool(2) as pool: fields = [f for fs in pool.map(_transfer, jobs, chunksize=1) for f in fs]
-    imgs, lbls, infos = map(list, zip(*fields))
-    old = load_h5_pair(*sorted((root/'hr-transfer3').glob('*.h5')))
-    infos = read_h5_attrs(next((root/'hr-transfer3').glob('*_Images.h5')))['images'] + infos
-    save_h5_pair(np.concatenate([old[0], np.stack(imgs)]), np.concatenate([old[1], np.stack(lbls)]), folder/'Au_hr_transfer4_Images.h5',
-                 folder/'Au_hr_transfer4_Labels.h5', attrs=dict(kind='hr', pixel_nm=PIXEL_NM['hr'], keep_background=True, images=infos), overwrite=True)
-    print('hr transfer4', len(imgs), 'new patches', round(time.time() - t, 1), 's', flush=True)
+    extend_set(root, 'hr-transfer3', 'hr-transfer4', [('hr', 70000 + i, True, i % 3 != 2, True) for i in range(n)])
 
 def data2(root, n_hr=110, n_lr=160):
     "The transfer training sets (hr-transfer, lr-transfer) and the independent held-out HR set (hr-indep)"
