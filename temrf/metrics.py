@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['dice_per_image', 'dice_from_probs', 'dice_score', 'HardDice', 'SoftDice', 'mask_dice', 'mask_boundary', 'boundary_f1',
-           'hausdorff95', 'edge_scores']
+           'hausdorff95', 'edge_scores', 'match_particles', 'set_scores']
 
 # %% ../nbs/05_metrics.ipynb #0a57c443
 import numpy as np
 import torch
 import torch.nn.functional as F
 from fastai.learner import Metric
+from scipy import ndimage
 from scipy.ndimage import binary_erosion, distance_transform_edt
 
 # %% ../nbs/05_metrics.ipynb #8dec9d36
@@ -149,3 +150,36 @@ def edge_scores(pred, truth, tols=(1, 2)):
     fin = hd[np.isfinite(hd)]
     return {**{f'bf1_{t}px': float(np.mean([_f1(dp, dt, t) for dp, dt in ds])) for t in tols},
             'hd95_px': float(fin.mean()) if len(fin) else float('nan'), 'hd95_inf': float(np.isinf(hd).mean())}
+
+# %% ../nbs/05_metrics.ipynb #ab8ae1db
+def _regions(mask, min_area_px):
+    "Labels of `mask`'s connected regions, specks under `min_area_px` set to 0"
+    lab, n = ndimage.label(mask)
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = area >= min_area_px; keep[0] = False
+    return np.where(keep[lab], lab, 0), area, int(keep.sum())
+
+def match_particles(pred, truth, iou=0.5, min_area_px=5):
+    "(n predicted, n true, relative ECD errors of matches) of one mask pair"
+    x, y = _mask_pair(pred, truth)
+    if x.ndim != 2: raise ValueError(f"match_particles takes one 2D mask pair, got {x.ndim}D: loop over the images")
+    (lp, ap, n_p), (lt, at, n_t) = _regions(x, min_area_px), _regions(y, min_area_px)
+    both = (lp > 0) & (lt > 0)
+    pairs, inter = np.unique(np.stack([lp[both], lt[both]]), axis=1, return_counts=True)
+    ok = inter/(ap[pairs[0]] + at[pairs[1]] - inter) >= iou
+    err = np.abs(np.sqrt(ap[pairs[0][ok]]/at[pairs[1][ok]]) - 1)   # ECD ratio is the root of the area ratio
+    return n_p, n_t, err
+
+# %% ../nbs/05_metrics.ipynb #48191c3e
+def set_scores(preds, truths, min_frac=0.0015, iou=0.5, min_area_px=5):
+    "Pooled dice, mean dice of images with particles, particle F1, size error"
+    preds, truths = list(preds), list(truths)
+    if not preds or len(preds) != len(truths): raise ValueError(f"need as many predictions as truths, got {len(preds)} and {len(truths)}")
+    pairs = [_mask_pair(p, t) for p, t in zip(preds, truths)]
+    inter, total = sum(int((x & y).sum()) for x, y in pairs), sum(int(x.sum() + y.sum()) for x, y in pairs)
+    full = [mask_dice(x, y) for x, y in pairs if y.mean() >= min_frac]
+    m = [match_particles(x, y, iou, min_area_px) for x, y in pairs]
+    tp, n_p, n_t = sum(len(e) for *_, e in m), sum(a for a, *_ in m), sum(b for _, b, _ in m)
+    errs = np.concatenate([e for *_, e in m])
+    return dict(pooled_dice=2*inter/total if total else 1.0, mean_dice=float(np.mean(full)) if full else np.nan,
+                particle_f1=2*tp/(n_p + n_t) if n_p + n_t else 1.0, size_error=float(np.median(errs)) if len(errs) else np.nan)

@@ -258,6 +258,9 @@ def test_segment_widget_asks_for_a_pixel_size(viewer):
     seg.model.value, seg.pixel.value = 'lr-au', LR_NM
     mask, _ = seg.run(sync=True)
     assert mask.metadata['temrf']['pixel_nm'] == pytest.approx(LR_NM)
+    seg.model.value = plug.AUTO  # the default: the shipped model for the pixel size, named in the widget
+    mask, _ = seg.run(sync=True)
+    assert mask.metadata['temrf']['model'] == 'lr-au' and seg.info.value == 'lr-au at 0.1243 nm/px'
     seg.model.value = 'file or run folder'
     assert seg.run() is None and 'no model file chosen' in last_message()
 
