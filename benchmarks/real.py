@@ -39,13 +39,10 @@ if __name__ == '__main__':
     import numpy as np, pandas as pd, torch
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
     from temrf.infer import pretrained
-    from temrf.realdata import real_predictions, real_table
+    from temrf.realdata import real_report
     models = {'hr': pretrained(a.hr, 'cpu'), 'lr': pretrained(a.lr, 'cpu')}
     t = time.time()
-    flat = real_table(real_predictions(models, a.data))
-    ramped = real_table(real_predictions(models, a.data, [s for s in flat.index if flat.baseline[s] == 'Otsu'], ramp=0.2))
-    ramped.index = [f'{s}, +-20% ramp' for s in ramped.index]
-    tab = pd.concat([flat, ramped])
+    tab = real_report(models, a.data)
     print(f"Real micrographs ({a.data}), {time.time() - t:.0f} s. Per set: pooled dice (every pixel of the set), mean dice "
           "of the images with >= 0.15% particle pixels, particle F1 (IoU >= 0.5) and median diameter error, each for the "
           "model and, after the slash, for the classical baseline on the same pixels (FFT: the study's Fourier filter, "

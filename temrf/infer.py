@@ -116,8 +116,22 @@ def drop_graphitic(p, frame, pixel_nm):
     if peak is not None and peak > GRAPHITE_PEAK: p[graphitic_map(frame, pixel_nm)] = 0
     return p
 
+def _dihedral(x, k, inverse=False):
+    "The `k`-th (0-7) of the 8 flips and rotations of `x`, or its inverse"
+    if inverse: return np.rot90(x[:, ::-1] if k >= 4 else x, -(k % 4))
+    x = np.rot90(x, k % 4)
+    return x[:, ::-1] if k >= 4 else x
+
+def _tta(model, x, tile, batch_size, max_pixels, dev):
+    "Mean probabilities of `model` over the 8 flips and rotations of `x`"
+    acc = np.zeros(x.shape, np.float32)
+    for k in range(8):
+        xk = np.ascontiguousarray(_dihedral(x, k))
+        acc += _dihedral(_segment_frame(model, _pad_to(xk, model.arch.step), tile, batch_size, max_pixels, dev)[:xk.shape[0], :xk.shape[1]], k, True)
+    return acc/8
+
 def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=None, progress=True, xrays=True, max_pixels=2048**2,
-            max_rescale=20, graphitic=False):
+            max_rescale=20, graphitic=False, tta=False):
     "Class-1 probabilities of `model` on an image, stack or signal"
     images, pixel_nm = from_signal(images, pixel_nm)  # a signal's pixel size from its axes
     if isinstance(model, (str, Path)): model = pretrained(model, device)
@@ -132,8 +146,9 @@ def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=Non
         x = prepare(_check_frame(frames[i], None if one else i), info.get('kind') or 'hr', xrays, info.get('prep', 'standardize'), checked=True)
         if abs(factor - 1) > 0.02: x = _rescale(x, factor)
         xp = _pad_to(x, model.arch.step)
-        direct = xp.shape == out.shape[1:]  # no padding, no resampling: write straight into the result
-        p = _segment_frame(model, xp, tile, int(batch_size), max_pixels, dev, out[i] if direct else None)[:x.shape[0], :x.shape[1]]
+        direct = xp.shape == out.shape[1:] and not tta  # no padding, no resampling: write straight into the result
+        if tta: p = _tta(model, x, tile, int(batch_size), max_pixels, dev)
+        else: p = _segment_frame(model, xp, tile, int(batch_size), max_pixels, dev, out[i] if direct else None)[:x.shape[0], :x.shape[1]]
         if not direct: out[i] = p if p.shape == out.shape[1:] else _rescale(p, None, out.shape[1:])
         if info.get('kind') == 'hr' and not graphitic: drop_graphitic(out[i], frames[i], pixel_nm or info.get('pixel_nm') or PIXEL_NM['hr'])
     return out[0] if one else out
@@ -207,7 +222,7 @@ def _segment_file(model, m, out, stem, s):
         ws = [es.enter_context(tiff_writer(out/f'{stem}_{k}.tif', m.pixel_nm, overwrite=True)) for k in ('mask', 'prob')[:1 + s.probabilities]]
         for i in progress_bar(range(len(frames)), leave=False) if not s.quiet and stack else range(len(frames)):
             try: p = segment(model, np.asarray(frames[i]), m.pixel_nm, s.tile, s.batch_size, progress=False, max_rescale=s.max_rescale,
-                             graphitic=s.keep_graphitic)
+                             graphitic=s.keep_graphitic, tta=s.tta)
             except (ValueError, TypeError, RuntimeError) as e:
                 raise type(e)(f"{m.path}{f' frame {i}' if stack else ''}: {first_line(e)}") from e
             mask = (p > 0.5).astype(np.uint8)
@@ -272,6 +287,7 @@ class SegmentSpec:
     batch_size: int = _opt(None, 'tiles per batch (default: 1 on a CPU, 8 on a GPU)', '--batch-size')
     device: str = _opt(None, "'cpu' or 'cuda' (default: a GPU when there is one)")
     resample: bool = _opt(False, 'resample non-square pixels to square ones')
+    tta: bool = _opt(False, 'average over the 8 flips and rotations of each frame (8x the time)')
     keep_graphitic: bool = _opt(False, "keep what shows graphite's 0.33-0.40 nm fringes (high-resolution models)", '--keep-graphitic')
     max_rescale: float = _opt(20., "largest resampling factor to the model's pixel size, either way", '--max-rescale')
     overwrite: bool = _opt(False, 'replace earlier results in --out')

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['AU', 'REAL_SETS', 'SCALE_BAR', 'real_data_dir', 'load_real', 'fft_mask', 'otsu_mask', 'baseline_mask', 'with_ramp',
-           'real_predictions', 'score_real', 'real_table']
+           'real_predictions', 'score_real', 'real_table', 'real_report']
 
 # %% ../nbs/16a_realdata.ipynb #3cabf403
 import os
@@ -117,3 +117,13 @@ def real_table(recs):
         row['called'], row['true'] = np.mean([_called(r) for _, r in g.iterrows()], 0)
         rows.append(row)
     return pd.DataFrame(rows).set_index('set')
+
+# %% ../nbs/16a_realdata.ipynb #62e9fa60
+def real_report(models, folder=None, ramp=0.2):
+    "`real_table` of every set, and of the bright-field sets under `ramp`"
+    flat = real_table(real_predictions(models, folder))
+    bf = [s for s in flat.index if flat.baseline[s] == 'Otsu']
+    if not bf or not ramp: return flat
+    ramped = real_table(real_predictions(models, folder, bf, ramp))
+    ramped.index = [f'{s}, ±{ramp:.0%} ramp' for s in ramped.index]
+    return pd.concat([flat, ramped])

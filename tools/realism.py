@@ -2,17 +2,15 @@
 and table of the docs' realism page (nbs/16b_realism.ipynb) into nbs/images/ and nbs/results/realism.csv.
 
 Compared: the real Au renders of realdata/ (0.0776 nm/px), temrf's earlier training physics (the study's presets
-hr-contrast-3 and hr-contrast-6) and the transfer physics the shipped hr-au is now trained on (tools/train_models.py
+hr-contrast-3 and hr-contrast-6) and the transfer physics the shipped hr-au is now trained on (temrf.recipes
 hr_knobs), every simulated field downsampled to the renders' pixel size first. For each: the ring-averaged power
 spectrum of the carbon alone (particles masked with a 1 nm margin), where its speckle peaks, how much of the power lies
 in the Au fringes' band, and the Fig. 3 particle contrast."""
-import sys
 from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO/'tools'))
 PX = 0.0776  # nm per pixel of the real Au renders
 
 
@@ -43,7 +41,7 @@ def groups():
     "name -> list of (image, label) at the renders' pixel size"
     from temrf.realdata import load_real
     from temrf.sim import simulate_dataset, sim_params, simulate_field, CONTRAST_LEVELS
-    from train_models import hr_knobs
+    from temrf.recipes import hr_knobs
     g = {}
     for s in ('Au 2.2 nm', 'Au 5 nm', 'Au 10 nm'):
         g[f'real {s}'] = [(r['image'], r['mask']) for r in load_real(REPO/'realdata', [s])]
@@ -54,7 +52,7 @@ def groups():
     fields = []
     for seed in range(6):
         rng = np.random.default_rng([30000 + seed, 78])
-        _, kw = hr_knobs(rng); d = min(kw.pop('diameter_nm'), 4.); kw['coverage'] = max(kw['coverage'], .1)
+        d, kw = hr_knobs(rng); d = min(d, 4.); kw['coverage'] = max(kw['coverage'], .1)
         img, lbl, _ = simulate_field(sim_params('hr', d, 1, 512, seed=30000 + seed, patch=512, **kw), 0)
         fields.append(down(img, lbl, 0.0215))
     g['transfer sim (hr-au training physics)'] = fields
