@@ -12,14 +12,15 @@ from fastcore.script import anno_parser
 # %% ../nbs/20_cli.ipynb #5b45b214
 COMMANDS = dict(simulate='temrf.sim:simulate_cmd', train='temrf.train:train_cmd', sweep='temrf.sweep:sweep_cmd',
                 report='temrf.analysis:report_cmd', segment='temrf.infer:segment_cmd', rf='temrf.advice:rf_cmd',
-                export='temrf.export:export_cmd')
+                export='temrf.export:export_cmd', finetune='temrf.finetune:finetune_cmd')
 HELP = dict(simulate="simulate a TEM dataset (abTEM) in the study's HDF5 layout",
             train='train and evaluate one residual UNet, write its run folder',
             sweep='run (or resume) a receptive-field sweep of many runs through papermill',
             report='draw the figures and a summary table from a results table',
             segment='segment micrographs and stacks with a trained model; masks and particle sizes in nm',
             rf='receptive-field advice for your images (suggest), the RF table (table), one architecture (of)',
-            export='write a BioImage Model Zoo package (Fiji, ilastik, QuPath): TorchScript and ONNX weights, nm scales')
+            export='write a BioImage Model Zoo package (Fiji, ilastik, QuPath): TorchScript and ONNX weights, nm scales',
+            finetune='fine-tune a model on your labelled images; keep it only where it scores better')
 
 # %% ../nbs/20_cli.ipynb #5cd921c9
 def get_command(name):

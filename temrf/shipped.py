@@ -40,7 +40,7 @@ def pretrained(name='hr-au', device=None):
         rec = read_json(p/'record.json') if p.is_dir() and (p/'record.json').exists() else {}
         if p.is_dir() and not (p/'model.pth').exists(): raise FileNotFoundError(f"{p} holds no model.pth: give a run folder written by temrf train")
         model = _load_any(p/'model.pth' if p.is_dir() else p)
-        info = dict(name=str(p), kind=rec.get('kind'), pixel_nm=rec.get('pixel_nm'))
+        info = dict(name=str(p), kind=rec.get('kind'), pixel_nm=rec.get('pixel_nm'), **({'prep': rec['prep']} if rec.get('prep') else {}))
         if getattr(model, 'study_checkpoint', False): info.update(prep='study', kind=info['kind'] or 'hr')
     model.info = info
     return model.to(torch_device(device)).eval()
