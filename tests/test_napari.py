@@ -274,7 +274,28 @@ def test_rf_and_finetune_widgets(viewer, tmp_path):
     rf.labels_layer.value = viewer.layers['au mask']
     rf.run(sync=True)
     assert rf.text.value.startswith('suggested receptive field')
+
+
+def test_correct_finetune_and_segment(viewer, qtbot, tmp_path):
+    "The fine-tuning loop as a microscopist runs it: segment, correct the mask, fine-tune in a thread, segment with the result"
+    img, lab = lr_field()
+    image = viewer.add_image(img, scale=(LR_NM, LR_NM), units=('nm', 'nm'), name='au')
+    seg = plug.SegmentWidget(viewer)
+    viewer.window.add_dock_widget(seg)
+    seg.model.value = 'lr-au'
+    mask, _ = seg.run(sync=True)
+    mask.data = lab.copy()  # the user's corrections, painted with the Labels tools
     ft = plug.FinetuneWidget(viewer)
-    ft.folder.value, ft.init.value = tmp_path/'ft', 'lr-au'
-    r = ft.run()
-    assert r['files'][0].exists() and 'temrf train --dataset' in ft.text.value
+    viewer.window.add_dock_widget(ft)
+    ft.image.value, ft.labels_layer.value, ft.folder.value, ft.steps.value = image, mask, tmp_path/'mine', 20
+    worker = ft.run()
+    assert not ft.button.enabled  # one fine-tune at a time
+    with qtbot.waitSignal(worker.finished, timeout=180_000): pass
+    mine = str(tmp_path/'mine')
+    assert ft.result['kept'] in ('fine-tuned', 'starting') and ft.text.value.startswith('held-out dice') and ft.button.enabled
+    assert (tmp_path/'mine'/'model.pth').exists() and mine in seg.model.choices  # offered in the Segment widget
+    seg.model.value = mine
+    new, _ = seg.run(sync=True)
+    assert new.metadata['temrf']['model'] == mine and new.data.shape == img.shape
+    assert (new.data & lab).sum() > 0.8*lab.sum()
+    assert ft.run() is None and 'exists; choose a new folder or pass --overwrite' in last_message()  # nothing replaced unasked
