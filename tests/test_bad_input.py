@@ -82,6 +82,10 @@ def ws(tmp_path_factory):
     for name, px in (('negpx', -1.), ('textpx', 'abc')):
         with h5py.File(w/f'{name}.h5', 'w') as f: f['images'] = img[None]; f.attrs['pixel_nm'] = px
     (w/'empty.pth').write_bytes(b'')
+    # masks for temrf finetune
+    np.save(w/'mask.npy', (img > 100).astype(np.uint8)); np.save(w/'mask32.npy', (img[:32, :32] > 100).astype(np.uint8))
+    np.save(w/'fracmask.npy', (img > 100)*0.5); np.save(w/'emptymask.npy', np.zeros((64, 64), np.uint8))
+    np.save(w/'small.npy', img[:12, :12]); np.save(w/'smallmask.npy', (img[:12, :12] > 100).astype(np.uint8))
     (w/'inout').mkdir(); save_tiff(w/'inout'/'c.tif', img, pixel_nm=0.1243); save_tiff(w/'inout'/'c_mask.tif', img > 100, pixel_nm=0.1243)
     return w
 
@@ -218,6 +222,16 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'sweep-scheduler-http': ('sweep --out {w}/s --scheduler http://127.0.0.1:1', "scheduler 'http://127.0.0.1:1' is not a Dask address: Dask speaks"),
     'rf-suggest-no-calibration': ('rf suggest {w}/raw.npy', 'raw.npy has no pixel calibration'),
     'rf-of-pools': ('rf of --blocks 2 --pools 4', 'pools needs one size per block'),
+    'finetune-mask-size': ('finetune {w}/img.tif --labels {w}/mask32.npy --model lr-au --out {w}/ft', 'img.tif is 32x32 px, the image 64x64; give a mask of the image'),
+    'finetune-mask-fractional': ('finetune {w}/img.tif --labels {w}/fracmask.npy --model lr-au --out {w}/ft', 'fracmask.npy holds fractional values; give 0/1, 0/255 or integer labels'),
+    'finetune-mask-empty': ('finetune {w}/img.tif --labels {w}/emptymask.npy --model lr-au --out {w}/ft', 'emptymask.npy marks no particle'),
+    'finetune-mask-count': ('finetune {w}/img.tif {w}/raw.npy --labels {w}/mask.npy --model lr-au --out {w}/ft', '2 images but 1 masks; give one mask per image'),
+    'finetune-rescale-absurd': ('finetune {w}/raw.npy --labels {w}/mask.npy --pixel-size 50 --model lr-au --out {w}/ft', '402.3x coarser than the 0.1243 nm the model was trained at'),
+    'finetune-out-exists': ('finetune {w}/img.tif --labels {w}/mask.npy --model lr-au --out {w}/earlier', 'earlier exists; choose a new folder or pass --overwrite'),
+    'finetune-out-foreign': ('finetune {w}/img.tif --labels {w}/mask.npy --model lr-au --out {w}/earlier --overwrite', 'is not a model folder written by temrf finetune'),
+    'finetune-not-a-model': ('finetune {w}/img.tif --labels {w}/mask.npy --model {w}/afile --out {w}/ft', 'neither a temrf model file nor a study checkpoint'),
+    'finetune-steps': ('finetune {w}/img.tif --labels {w}/mask.npy --model lr-au --steps 0 --out {w}/ft', 'steps must be an integer >= 1, got 0'),
+    'finetune-too-small': ('finetune {w}/small.npy --labels {w}/smallmask.npy --model lr-au --out {w}/ft', "px across at the model's pixel size, less than its"),
 }
 
 
