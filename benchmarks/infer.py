@@ -6,7 +6,7 @@ Threads: $OMP_NUM_THREADS (default 2, this machine's cores)."""
 import json, os, resource, subprocess, sys, time
 
 CASES = [('hr-au', 2048, None), ('hr-au', 2048, 512), ('hr-au', 4096, None), ('hr-au', 4096, 2048), ('hr-au', 8192, None),
-         ('N4', 2048, None), ('N4', 4096, None), ('N4', 8192, None)]  # tile None: whole frames up to 2048 px, else 1024 px tiles
+         ('lr-au', 4096, None), ('N4', 2048, None), ('N4', 4096, None), ('N4', 8192, None)]  # tile None: whole frames up to 2048 px, else 1024 px tiles
 
 def child(model, size, tile, frames=1):
     "Run one case in this process; print a JSON line of seconds and memory"
@@ -14,7 +14,7 @@ def child(model, size, tile, frames=1):
     from temrf.infer import pretrained, segment
     from temrf.model import Arch, ResUNet, predict
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
-    net = pretrained('hr-au', 'cpu') if model in ('hr-au', 'plain', 'patches') else ResUNet(Arch([2, 2, 2, 4])).eval()  # N=4, RF 2.7 nm
+    net = pretrained('lr-au' if model == 'lr-au' else 'hr-au', 'cpu') if model in ('hr-au', 'lr-au', 'plain', 'patches') else ResUNet(Arch([2, 2, 2, 4])).eval()  # N=4, RF 2.7 nm
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
     rng = np.random.default_rng(0)
     x = rng.poisson(400, (frames, size, size) if frames > 1 else (size, size)).astype(np.float32)

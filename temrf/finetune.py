@@ -60,7 +60,7 @@ def model_scale_pair(model, img, mask, pixel_nm=None, max_rescale=20, i=0):
     y = read_mask(mask, f'the mask of {name}')
     if y.shape != x.shape: raise ValueError(f"the mask of {name} is {y.shape[0]}x{y.shape[1]} px, the image {x.shape[0]}x{x.shape[1]}; give a mask of the image's size")
     info = model.info
-    x = prepare(x, info.get('kind') or 'hr', True, info.get('prep', 'standardize'))
+    x = prepare(x, info.get('kind') or 'hr', True, info.get('prep', 'standardize'), flatten=info.get('kind') == 'lr')  # as `segment` sees it
     f = rescale_factor(model, px, max_rescale, name)
     if abs(f - 1) > 0.02:
         shape = tuple(max(1, round(s*f)) for s in x.shape)

@@ -131,7 +131,7 @@ def _tta(model, x, tile, batch_size, max_pixels, dev):
     return acc/8
 
 def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=None, progress=True, xrays=True, max_pixels=2048**2,
-            max_rescale=20, graphitic=False, tta=False):
+            max_rescale=20, graphitic=False, tta=False, flatten=None):
     "Class-1 probabilities of `model` on an image, stack or signal"
     images, pixel_nm = from_signal(images, pixel_nm)  # a signal's pixel size from its axes
     if isinstance(model, (str, Path)): model = pretrained(model, device)
@@ -143,7 +143,8 @@ def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=Non
     factor = rescale_factor(model, pixel_nm, max_rescale)
     out = np.empty(frames.shape, np.float32)
     for i in progress_bar(range(len(frames)), leave=False) if progress and len(frames) > 1 else range(len(frames)):
-        x = prepare(_check_frame(frames[i], None if one else i), info.get('kind') or 'hr', xrays, info.get('prep', 'standardize'), checked=True)
+        x = prepare(_check_frame(frames[i], None if one else i), info.get('kind') or 'hr', xrays, info.get('prep', 'standardize'), checked=True,
+                    flatten=info.get('kind') == 'lr' if flatten is None else flatten)
         if abs(factor - 1) > 0.02: x = _rescale(x, factor)
         xp = _pad_to(x, model.arch.step)
         direct = xp.shape == out.shape[1:] and not tta  # no padding, no resampling: write straight into the result
@@ -222,7 +223,7 @@ def _segment_file(model, m, out, stem, s):
         ws = [es.enter_context(tiff_writer(out/f'{stem}_{k}.tif', m.pixel_nm, overwrite=True)) for k in ('mask', 'prob')[:1 + s.probabilities]]
         for i in progress_bar(range(len(frames)), leave=False) if not s.quiet and stack else range(len(frames)):
             try: p = segment(model, np.asarray(frames[i]), m.pixel_nm, s.tile, s.batch_size, progress=False, max_rescale=s.max_rescale,
-                             graphitic=s.keep_graphitic, tta=s.tta)
+                             graphitic=s.keep_graphitic, tta=s.tta, flatten=False if s.no_flatten else None)
             except (ValueError, TypeError, RuntimeError) as e:
                 raise type(e)(f"{m.path}{f' frame {i}' if stack else ''}: {first_line(e)}") from e
             mask = (p > 0.5).astype(np.uint8)
@@ -288,6 +289,7 @@ class SegmentSpec:
     device: str = _opt(None, "'cpu' or 'cuda' (default: a GPU when there is one)")
     resample: bool = _opt(False, 'resample non-square pixels to square ones')
     tta: bool = _opt(False, 'average over the 8 flips and rotations of each frame (8x the time)')
+    no_flatten: bool = _opt(False, 'keep the illumination as recorded (low-resolution models even it out first)', '--no-flatten')
     keep_graphitic: bool = _opt(False, "keep what shows graphite's 0.33-0.40 nm fringes (high-resolution models)", '--keep-graphitic')
     max_rescale: float = _opt(20., "largest resampling factor to the model's pixel size, either way", '--max-rescale')
     overwrite: bool = _opt(False, 'replace earlier results in --out')
@@ -317,11 +319,12 @@ def _segment_job(inputs, s):
     factors = [rescale_factor(net, m.pixel_nm, s.max_rescale, m.path) for m, net in zip(ms, nets)]
     return ms, nets, factors, _check_segment_out(s.out, inputs, s.probabilities, s.stats, s.overwrite)
 
-def _report(m, net, factor, c, t, secs):
+def _report(m, net, factor, c, t, secs, flattened_off=False):
     "The line `temrf segment` prints for micrograph `m`"
     n = 1 if m.data.ndim == 2 else len(m.data)
     msg = f"{Path(m.path).name}: {n} frame(s) in {secs:.1f} s -> {Path(m.path).stem}_mask.tif, {c.particle_fraction.mean():.0%} particle"
     if c.au_fringes.notna().any(): msg += f", Au fringes in {int(c.au_fringes.fillna(False).sum())} of {n} frame(s)"
+    if net.info.get('kind') == 'lr' and not flattened_off: msg += ", background flattened"
     if abs(factor - 1) > 0.02:
         k = max(factor, 1/factor)
         msg += f" (resampled {k:.1f}x, {m.pixel_nm:.4g} -> {net.info['pixel_nm']:g} nm/px for the model"
@@ -345,7 +348,7 @@ def segment_cmd(inputs:list, **options):
             note = _notice(m, net, s.model is None)
             if note: print(f"temrf segment: notice: {note}", file=sys.stderr)
             first, t, c = _segment_file(net, m, out, stem, s)
-            print(_report(m, net, f, c, t, time.time() - t0))
+            print(_report(m, net, f, c, t, time.time() - t0, s.no_flatten))
             if t is not None: tables.append(t); _save_figures(out, stem, m, first, t)
             checks.append(c); _warn(c, m, len(c))
         if s.stats:

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .io import PIXEL_NM, save_h5_pair
 from .preprocess import file_artifacts, standardize
 from .sim import sim_params, simulate_field
+from .sim_lr import LR_DEFAULTS
 from .runs import RunSpec
 from .train import fit_run
 
@@ -32,9 +33,16 @@ def lr_knobs(rng):
               support_nm=float(np.exp(rng.uniform(np.log(3), np.log(80)))), support_var=rng.uniform(.05, .6),
               support_corr_nm=px*float(np.exp(rng.uniform(np.log(3), np.log(200)))), grain=rng.uniform(0, .6),
               grain_nm=px*rng.uniform(.5, 4), blur_px=rng.uniform(0, 2.5), mtf_px=rng.uniform(0, 1.2))
-    kw['dose'] = float(np.exp(rng.uniform(np.log(8), np.log(3000))))/(px*10)**2  # 8 to 3000 counts per pixel
+    counts = float(np.exp(rng.uniform(np.log(8), np.log(3000))))  # per pixel
     if rng.random() < .1: kw['coverage'] = 0.  # support alone: texture that is not particle
-    return d_nm, kw
+    return d_nm, _visible(kw, d_px, 1 - np.exp(-d_nm/kw['mfp_au_nm']), counts)
+
+def _visible(kw, d_px, c, counts):
+    "`kw` with the support's texture and the noise kept below particle contrast `c`"
+    tex = kw['support_nm']*(kw['grain'] + kw['support_var'])/LR_DEFAULTS['mfp_c_nm']  # the support's own contrast
+    if tex > c/2: kw.update(grain=kw['grain']*c/2/tex, support_var=kw['support_var']*c/2/tex)
+    counts = max(counts, 25/(c**2*np.pi/4*d_px**2))  # a particle 5 noise sigmas from its background
+    return dict(kw, dose=counts/(kw['pixel_nm']*10)**2)
 
 # %% ../nbs/16c_recipes.ipynb #713c51ae
 def illumination(shape, rng, ramp=.3, vignette=.4):
