@@ -157,7 +157,7 @@ def card2(root):
     from temrf.realdata import real_report
     torch.set_num_threads(2)
     tab = real_report({'hr': pretrained('hr-au', 'cpu'), 'lr': pretrained('lr-au', 'cpu')}, REPO/'realdata')
-    tab.drop(columns='model').round(4).to_csv(REPO/'nbs/results/real_card.csv')
+    tab.drop(columns='model').round(4).to_csv(REPO/'nbs/results/real_card.csv', index_label='set')
     if (root/'hr-indep').exists(): pd.DataFrame(indep_scores(root, 'hr-au')).round(4).to_csv(REPO/'nbs/results/indep_card.csv', index=False)
     subprocess.run([sys.executable, str(REPO/'benchmarks/real.py'), '--figures', str(REPO/'nbs/images')], check=True)
 
