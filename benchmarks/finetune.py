@@ -59,4 +59,4 @@ if __name__ == '__main__':
           f"the held-out guard kept, and the mean time of one fine-tune on {torch.get_num_threads()} threads.\n")
     print('| set | k | runs | before | after | worst change | fine-tuned kept | s per fine-tune |\n|---|---|---|---|---|---|---|---|')
     for (s, k), r in g.iterrows():
-        print(f"| {s} | {k} | {r.runs} | {r.before:.3f} | {r.after:.3f} | {r.worst:+.3f} | {r.kept:.0%} | {r.secs:.0f} |")
+        print(f"| {s} | {k} | {int(r.runs)} | {r.before:.3f} | {r.after:.3f} | {r.worst:+.3f} | {r.kept:.0%} | {r.secs:.0f} |")

@@ -157,27 +157,27 @@ def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=Non
     return out[0] if one else out
 
 # %% ../nbs/14_infer.ipynb #ab01eaf2
-AUTO_ECD_PX = 40  # median particle diameter (px) a low-resolution model is at home with
+AUTO_ECD_PX = 30  # median particle diameter (px) a low-resolution model is at home with
 
 def _median_ecd(mask, min_area=5):
-    "Median equivalent-circle diameter (px) of `mask`'s regions, or 0"
+    "(median equivalent diameter (px) or 0, count) of `mask`'s inner regions"
     lab, n = ndimage.label(mask)
-    a = np.bincount(lab.ravel())[1:]
+    edge = np.unique(np.r_[lab[0], lab[-1], lab[:, 0], lab[:, -1]])  # regions cut by the crop: sizes unknown
+    a = np.delete(np.bincount(lab.ravel(), minlength=n + 1), edge)
     a = a[a >= min_area]
-    return float(2*np.sqrt(np.median(a)/np.pi)) if len(a) else 0.
+    return (float(2*np.sqrt(np.median(a)/np.pi)) if len(a) else 0.), len(a)
 
-def auto_pixel_nm(model, frame, max_factor=4, crop=512):
+def auto_pixel_nm(model, frame, max_factor=4, crop=384):
     "A pixel size for an uncalibrated `frame` at which `model` sees its particles whole"
     px, info = model.info['pixel_nm'], model.info
     h, w = np.shape(frame)
     c = np.asarray(frame)[max(0, (h - crop)//2):][:crop, max(0, (w - crop)//2):][:, :crop]
-    x, dev, best = prepare(c, info.get('kind') or 'lr', True, info.get('prep', 'standardize'), flatten=True), next(model.parameters()).device, (0., 1)
+    x, dev = prepare(c, info.get('kind') or 'lr', True, info.get('prep', 'standardize'), flatten=True), next(model.parameters()).device
     for f in range(1, max_factor + 1):
         xf = x if f == 1 else _rescale(x, f)
-        d = _median_ecd(_segment_frame(model, _pad_to(xf, model.arch.step), None, 1, 2048**2, dev)[:xf.shape[0], :xf.shape[1]] > 0.5)
-        if d >= AUTO_ECD_PX: return px*f  # coarser pixels: the frame is upsampled f times
-        if d > best[0]: best = (d, f)
-    return px*best[1]
+        d, n = _median_ecd(_segment_frame(model, _pad_to(xf, model.arch.step), None, 1, 2048**2, dev)[:xf.shape[0], :xf.shape[1]] > 0.5)
+        if (d >= AUTO_ECD_PX and n >= 3) or (f == 1 and d >= AUTO_ECD_PX/2): return px*f  # coarser pixels: upsampled f times
+    return px
 
 # %% ../nbs/14_infer.ipynb #7b2a6a9a
 def _outputs(out, stem, probabilities, stats):

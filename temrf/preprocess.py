@@ -150,6 +150,15 @@ def _poly(yy, xx, shape, degree):
     u, v = 2*xx/max(shape[1] - 1, 1) - 1, 2*yy/max(shape[0] - 1, 1) - 1
     return np.stack([u**i*v**j for i in range(degree + 1) for j in range(degree + 1 - i)], -1)
 
+def _poly_grid(coef, shape, degree):
+    "The polynomial of `coef` (`_poly`'s order) on the whole `shape` grid"
+    u, v = (np.linspace(-1, 1, n, dtype=np.float32) if n > 1 else np.zeros(1, np.float32) for n in (shape[1], shape[0]))
+    out, k = np.zeros(shape, np.float32), 0
+    for i in range(degree + 1):
+        for j in range(degree + 1 - i):
+            out += np.float32(coef[k])*np.outer(v**j, u**i); k += 1
+    return out
+
 def illumination_surface(img, degree=2, step=8, rounds=3):
     "Polynomial surface of `degree` through the background of `img`"
     x = np.asarray(img, np.float32)
@@ -160,7 +169,7 @@ def illumination_surface(img, degree=2, step=8, rounds=3):
         coef = np.linalg.lstsq(a[keep], v[keep], rcond=None)[0]
         r = v - a @ coef
         keep = r > -r[keep].std()
-    return (_poly(*np.mgrid[:x.shape[0], :x.shape[1]], x.shape, degree) @ coef).astype(np.float32)
+    return _poly_grid(coef, x.shape, degree)
 
 def flatten_background(img, degree=2):
     "`img` over its illumination surface (minus it, if signed)"
