@@ -69,14 +69,15 @@ outputs: setup
 
 # The benchmark suite (not part of the tests): simulator, x-ray removal and FFT baseline against the study's procedures,
 # training against a plain study-like loop with each speed-up, stacked training, inference time and peak memory, and
-# the shipped models on real micrographs beside the FFT baseline;
+# the shipped models on real micrographs beside the classical baselines, and fine-tuned on a few of them;
 # every ratio against a baseline timed in the same run. The tables go to $(BENCH_OUT) as well.
 BENCH_OUT ?= benchmarks/results.md
 bench: setup
 	@set -o pipefail; export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}; { echo "# temrf benchmarks, $$(date -u +%F), $$(nproc) cores"; echo; \
 	  $(BIN)/python benchmarks/speed.py && $(BIN)/python benchmarks/train.py && echo && \
 	  $(BIN)/python benchmarks/stack.py && echo && echo '## Inference' && echo && $(BIN)/python benchmarks/infer.py && \
-	  echo && echo '## Real micrographs' && echo && $(BIN)/python benchmarks/real.py; } \
+	  echo && echo '## Real micrographs' && echo && $(BIN)/python benchmarks/real.py && \
+	  echo && echo '## Fine-tuning on real micrographs' && echo && $(BIN)/python benchmarks/finetune.py --choices 2; } \
 	  2>&1 | grep --line-buffered -v Warning | tee $(BENCH_OUT)
 
 # The same on a GPU machine: stacked training of the study's HR 5 nm pooling sweep, timed and extrapolated.
