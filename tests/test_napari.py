@@ -236,7 +236,7 @@ def test_segment_and_measure_widgets(viewer, qtbot, tmp_path):
     viewer.window.add_dock_widget(meas)
     assert meas.labels_layer.value is mask
     t = meas.run()
-    big, truth = t[t.area_nm2 > 5], plug.measure_labels(viewer.add_labels(lab, scale=(LR_NM, LR_NM), units=('nm', 'nm'), name='truth'))
+    big, truth = t[t.area_nm2 > 20], plug.measure_labels(viewer.add_labels(lab, scale=(LR_NM, LR_NM), units=('nm', 'nm'), name='truth'))
     assert len(big) == len(truth) == 2 and meas.summary.value.startswith(f'{len(t)} particles') and meas.canvas is not None
     assert abs(big.ecd_nm.mean()/truth.ecd_nm.mean() - 1) < 0.1  # sizes in nm as the true masks give them
     assert t.equals(plug.measure_labels(mask))
