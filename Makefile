@@ -61,7 +61,7 @@ docs: setup
 	else $(BIN)/python tools/docs.py && $(BIN)/python tools/docs.py readme; fi
 
 # Store the figures and tables the docs show (run after `make demo`, so the figures page uses its results).
-DOC_NBS ?= nbs/index.ipynb nbs/01_preprocess.ipynb nbs/02_sim.ipynb nbs/02a_sim_lr.ipynb nbs/02c_sim.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb nbs/06_fft.ipynb nbs/08a_contrast_law.ipynb nbs/12_contrast.ipynb nbs/13b_edges.ipynb nbs/13a_particles.ipynb nbs/14_infer.ipynb nbs/15_advice.ipynb nbs/16_models.ipynb
+DOC_NBS ?= nbs/index.ipynb nbs/01_preprocess.ipynb nbs/02_sim_hr.ipynb nbs/02a_sim_lr.ipynb nbs/02c_sim.ipynb nbs/03_model.ipynb nbs/04_rf.ipynb nbs/06_fft.ipynb nbs/08a_contrast_law.ipynb nbs/12_contrast_experiment.ipynb nbs/13b_edges.ipynb nbs/13a_particles.ipynb nbs/14_infer.ipynb nbs/15_advice.ipynb nbs/16_models.ipynb
 outputs: setup
 	$(BIN)/python tools/store_outputs.py $(DOC_NBS)
 	TEMRF_RESULTS=$(abspath $(OUT)) $(BIN)/python tools/store_outputs.py --slow nbs/11_figures.ipynb

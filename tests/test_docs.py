@@ -19,7 +19,7 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-ne
 PAGES = {'index.ipynb': dict(api=0, images=1, tables=0),
          '03_model.ipynb': dict(api=1, images=0, tables=0),
          '11_figures.ipynb': dict(api=0, images=1, tables=1),
-         '12_contrast.ipynb': dict(api=0, images=1, tables=1)}
+         '12_contrast_experiment.ipynb': dict(api=0, images=1, tables=1)}
 
 
 @pytest.fixture(scope='module')
