@@ -19,7 +19,7 @@ from .preprocess import prepare
 from .model import save_weights
 from .shipped import pretrained, torch_device
 from .files import read_micrograph
-from .infer import rescale_factor
+from .infer import frame_probs, rescale_factor
 
 # %% ../nbs/16d_finetune.ipynb #16c3c6ad
 def read_mask(mask, name='the mask'):
@@ -107,17 +107,11 @@ def _batch(pairs, crop, n, rng):
     return torch.as_tensor(np.stack(xs)[:, None].copy()), torch.as_tensor(np.stack(ys).copy()).long()
 
 # %% ../nbs/16d_finetune.ipynb #485ff103
-def _pad(x, step):
-    "`x` reflect-padded to a multiple of `step` on each side"
-    h, w = x.shape
-    return np.pad(x, ((0, -h % step), (0, -w % step)), mode='reflect' if min(h, w) > 1 else 'edge')
-
-@torch.no_grad()
 def heldout_dice(model, held, dev):
     "Pooled hard dice of `model` on the held-out (image, mask) pairs"
     model.eval(); inter = total = 0
     for x, y in held:
-        p = model(torch.as_tensor(_pad(x, model.arch.step))[None, None].to(dev)).softmax(1)[0, 1, :x.shape[0], :x.shape[1]].cpu().numpy() > 0.5
+        p = frame_probs(model, x, dev=dev) > 0.5  # as `segment` sees a prepared frame
         inter += int((p & (y > 0)).sum()); total += int(p.sum() + y.sum())
     return 2*inter/total if total else 1.0
 
