@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['WEIGHTS', 'OPSET', 'STUDY', 'ProbabilityNet', 'probability_net', 'package_grid', 'exact_tile_size', 'exact_min',
            'sample_field', 'make_test_tensors', 'write_weights', 'cover_figure', 'readme', 'rdf', 'describe',
-           'bioimageio', 'export_shipped', 'export_cmd']
+           'package_name', 'bioimageio', 'export_shipped', 'export_cmd']
 
 # %% ../nbs/17_export.ipynb #3b2481b3
 import math, os, re, shutil, tempfile, warnings, zipfile
@@ -16,7 +16,7 @@ import temrf
 from .infer import halo_px, segment
 from .shipped import SHIPPED, pretrained
 from .io import PIXEL_NM, check_out_dir
-from .model import Arch, ResUNet
+from .model import Arch, ResUNet, model_kind
 from .preprocess import XRAY_THRESHOLD
 from .sim import simulate_dataset
 
@@ -151,12 +151,12 @@ Apache-2.0, as temrf.
 # %% ../nbs/17_export.ipynb #8b474e6d
 def _about(model, name):
     "A line on what model `name` is for"
-    if name in SHIPPED: return f"temrf's shipped model `{name}`: {SHIPPED[name][3]}."
+    if model.info.get('about'): return f"temrf's {'shipped ' if name in SHIPPED else ''}model `{name}`: {model.info['about']}."
     return f"a residual UNet trained with temrf (`{name}`)."
 
 def readme(model, name, pixel_nm, grid, note):
     "The package's documentation (markdown) for `model`"
-    c, kind, rf = model.config, model.info.get('kind') or 'hr', model.arch.rf
+    c, kind, rf = model.config, model_kind(model), model.arch.rf
     px = f"{pixel_nm:g} nm" if pixel_nm else 'an unrecorded pixel size'
     return _README.format(name=name, about=_about(model, name), c=c, rf=rf, rf_nm=f" ({rf*pixel_nm:.2f} nm)" if pixel_nm else '',
                           px=px, kind=kind, xray=XRAY_THRESHOLD.get(kind, XRAY_THRESHOLD['hr']), note=note, version=temrf.__version__,
@@ -221,7 +221,7 @@ def _check_target(out, overwrite):
 def _write_files(model, folder, name, pixel_nm, seed=0):
     "Weights, tensors, cover and documentation of the package"
     import tifffile
-    grid, kind = package_grid(model), model.info.get('kind') or 'hr'
+    grid, kind = package_grid(model), model_kind(model)
     img, _, note = sample_field(kind, pixel_nm or PIXEL_NM[kind], exact_tile_size(grid, pixel_nm, dict(hr=352, lr=256)[kind]), seed)
     tin, tout = make_test_tensors(model, img, pixel_nm)
     for n, t in (('input', tin), ('output', tout)): np.save(folder/f'test_{n}.npy', t)
@@ -264,13 +264,20 @@ def _install(stage, d, out, zipped):
     if old: shutil.rmtree(old)
 
 # %% ../nbs/17_export.ipynb #307c5248
+def package_name(model_name):
+    "A Model Zoo name for model `model_name`: a file's stem, or its folder's"
+    p = Path(str(model_name))
+    s = p.stem if p.suffix.lower() in ('.pth', '.pt') else p.name
+    if s in ('model', 'best') and p.parent.name: s = p.parent.name  # a run folder's weights
+    return re.sub(r'[^A-Za-z0-9_+-]+', '-', s).strip('-') or 'model'
+
 def bioimageio(model, out, overwrite=False, pixel_nm=None, seed=0):
     "Write `model` as a Model Zoo package to folder or .zip `out`"
     zipped, out = str(out).endswith('.zip'), _check_target(out, overwrite)
     net = pretrained(model, 'cpu') if isinstance(model, (str, Path)) else model.cpu().eval()
-    info = getattr(net, 'info', None) or dict(name='model', kind=None, pixel_nm=None)
+    info = dict(net.info, name=net.info.get('name') or 'model')
     net.info, px = info, pixel_nm or info.get('pixel_nm')
-    name = re.sub(r'[^A-Za-z0-9_.+-]+', '-', Path(str(info['name'])).name) or 'model'
+    name = package_name(info['name'])
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
     try:

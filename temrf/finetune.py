@@ -16,7 +16,7 @@ from fastprogress.fastprogress import progress_bar
 from skimage.transform import resize
 from .io import atomic_write, check_finite, check_out_dir, pixel_size, tmp_path, whole
 from .preprocess import prepare
-from .model import save_weights
+from .model import model_kind, save_weights
 from .shipped import pretrained, torch_device
 from .files import read_micrograph
 from .infer import frame_probs, rescale_factor
@@ -60,7 +60,7 @@ def model_scale_pair(model, img, mask, pixel_nm=None, max_rescale=20, i=0):
     y = read_mask(mask, f'the mask of {name}')
     if y.shape != x.shape: raise ValueError(f"the mask of {name} is {y.shape[0]}x{y.shape[1]} px, the image {x.shape[0]}x{x.shape[1]}; give a mask of the image's size")
     info = model.info
-    x = prepare(x, info.get('kind') or 'hr', True, info.get('prep', 'standardize'), flatten=info.get('kind') == 'lr')  # as `segment` sees it
+    x = prepare(x, model_kind(model), True, info.get('prep', 'standardize'), flatten=model_kind(model) == 'lr')  # as `segment` sees it
     f = rescale_factor(model, px, max_rescale, name)
     if abs(f - 1) > 0.02:
         shape = tuple(max(1, round(s*f)) for s in x.shape)
@@ -200,7 +200,7 @@ def finetune_steps(job):
     net, rec, out, t = job['net'], dict(job['rec']), job['out'], time.time()
     net, rep = yield from tune_steps(net, job['train'], job['held'], rec['steps'], rec['lr'], seed=rec['seed'], dev=next(net.parameters()).device)
     rec.update(time_s=round(time.time() - t, 1), **rep)
-    net.info = dict(net.info, name=str(out) if out else f"{net.info.get('name')} fine-tuned")
+    net.info = dict(net.info, name=str(out) if out else f"{net.info.get('name')} fine-tuned", recipe=f"temrf finetune of {rec['init']}")
     if out is not None: _write(out, net, rec)
     return net, rec
 

@@ -16,6 +16,7 @@ import torch
 from scipy import ndimage
 from fastprogress.fastprogress import progress_bar
 from .io import PIXEL_NM, atomic_write, check_finite, check_image, check_out_dir, clear_stale, first_line, pixel_size, stale_temporaries, whole
+from .model import model_kind
 from .preprocess import prepare
 from .fft import FRINGE_SPOTS, GRAPHITE_PEAK, fringe_score, graphite_peak, graphitic_map
 from .shipped import pretrained, shipped_for, torch_device
@@ -140,23 +141,23 @@ def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=Non
     images, pixel_nm = from_signal(images, pixel_nm)  # a signal's pixel size from its axes
     if isinstance(model, (str, Path)): model = pretrained(model, device)
     frames, one = _frames(images)
-    info, dev = getattr(model, 'info', {}), torch_device(device) if device else next(model.parameters()).device
+    info, kind, dev = model.info, model_kind(model), torch_device(device) if device else next(model.parameters()).device
     model = model.to(dev, memory_format=torch.channels_last).eval()
     tile, batch_size = _check_options(tile, batch_size)
     batch_size = batch_size or (8 if dev.type == 'cuda' else 1)
-    if pixel_nm is None and info.get('kind') == 'lr' and info.get('pixel_nm'): pixel_nm = auto_pixel_nm(model, frames[0])
+    if pixel_nm is None and kind == 'lr' and info.get('pixel_nm'): pixel_nm = auto_pixel_nm(model, frames[0])
     factor = rescale_factor(model, pixel_nm, max_rescale)
     out = np.empty(frames.shape, np.float32)
     for i in progress_bar(range(len(frames)), leave=False) if progress and len(frames) > 1 else range(len(frames)):
-        x = prepare(_check_frame(frames[i], None if one else i), info.get('kind') or 'hr', xrays, info.get('prep', 'standardize'), checked=True,
-                    flatten=info.get('kind') == 'lr' if flatten is None else flatten)
+        x = prepare(_check_frame(frames[i], None if one else i), kind, xrays, info.get('prep', 'standardize'), checked=True,
+                    flatten=kind == 'lr' if flatten is None else flatten)
         if abs(factor - 1) > 0.02: x = _rescale(x, factor)
         xp = _pad_to(x, model.arch.step)
         direct = xp.shape == out.shape[1:] and not tta  # no padding, no resampling: write straight into the result
         if tta: p = _tta(model, x, tile, int(batch_size), max_pixels, dev)
         else: p = _segment_frame(model, xp, tile, int(batch_size), max_pixels, dev, out[i] if direct else None)[:x.shape[0], :x.shape[1]]
         if not direct: out[i] = p if p.shape == out.shape[1:] else _rescale(p, None, out.shape[1:])
-        if info.get('kind') == 'hr' and not graphitic: drop_graphitic(out[i], frames[i], pixel_nm or info.get('pixel_nm') or PIXEL_NM['hr'])
+        if kind == 'hr' and not graphitic: drop_graphitic(out[i], frames[i], pixel_nm or info.get('pixel_nm') or PIXEL_NM['hr'])
     return out[0] if one else out
 
 # %% ../nbs/14_infer.ipynb #ab01eaf2
@@ -175,7 +176,7 @@ def auto_pixel_nm(model, frame, max_factor=4, crop=384):
     px, info = model.info['pixel_nm'], model.info
     h, w = np.shape(frame)
     c = np.asarray(frame)[max(0, (h - crop)//2):][:crop, max(0, (w - crop)//2):][:, :crop]
-    x, dev = prepare(c, info.get('kind') or 'lr', True, info.get('prep', 'standardize'), flatten=True), next(model.parameters()).device
+    x, dev = prepare(c, model_kind(model), True, info.get('prep', 'standardize'), flatten=True), next(model.parameters()).device
     for f in range(1, max_factor + 1):
         xf = x if f == 1 else _rescale(x, f)
         d, n = _median_ecd(frame_probs(model, xf, dev=dev) > 0.5)
@@ -266,8 +267,7 @@ def _segment_file(model, m, out, stem, s, px=None):
 
 def _sanity(model, frame, pixel_nm, mask, i):
     "Particle fraction, Au and graphite fringes and warnings for one frame"
-    info = getattr(model, 'info', {})
-    px, hr = pixel_nm or info.get('pixel_nm') or PIXEL_NM['hr'], info.get('kind') == 'hr'
+    px, hr = pixel_nm or model.info.get('pixel_nm') or PIXEL_NM['hr'], model_kind(model) == 'hr'
     score, peak = (fringe_score(frame, px), graphite_peak(frame, px)) if hr else (None, None)
     frac, fringes = float(mask.mean()), None if score is None else score > FRINGE_SPOTS
     graphitic = peak is not None and peak > GRAPHITE_PEAK

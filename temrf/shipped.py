@@ -9,40 +9,37 @@ __all__ = ['MODELS_DIR', 'SHIPPED', 'HR_PIXEL_NM', 'pretrained', 'torch_device',
 from pathlib import Path
 import torch
 import temrf
-from .io import PIXEL_NM, read_json
+from .io import read_json
 from .model import load_study_checkpoint, load_weights
 
 # %% ../nbs/06c_shipped.ipynb #d58db7fd
 MODELS_DIR = Path(temrf.__file__).parent/'models'
-SHIPPED = {  # name: (weights file, kind, pixel size it was trained at (nm), what it is for)
-    'hr-au': ('hr-au.pth', 'hr', PIXEL_NM['hr'], 'high-resolution TEM of Au (fcc) particles on amorphous carbon, ~0.02 nm/px'),
-    'lr-au': ('lr-au.pth', 'lr', PIXEL_NM['lr'], 'low-resolution (amplitude contrast) TEM of Au particles on carbon, ~0.12 nm/px')}
+SHIPPED = {'hr-au': 'hr-au.pth', 'lr-au': 'lr-au.pth'}  # name: weights file in MODELS_DIR, which says what it is for
 
 # %% ../nbs/06c_shipped.ipynb #f76772db
 def _load_any(path):
     "A ResUNet from a temrf weights file or a study checkpoint"
     try: return load_weights(path)
     except ValueError as e: first = e
-    try: m = load_study_checkpoint(path)
+    try: return load_study_checkpoint(path)
     except Exception: raise ValueError(f"{path} is neither a temrf model file nor a study checkpoint ({first}); "
                                        "give 'hr-au', 'lr-au', a run folder or a model.pth written by temrf") from None
-    m.study_checkpoint = True  # trained on median-filtered images scaled to [0, 1]: `prepare` feeds it those
-    return m
+
+def _model_path(name):
+    "The weights file of model `name`: shipped, run folder or file"
+    if str(name) in SHIPPED: return MODELS_DIR/SHIPPED[str(name)]
+    p = Path(name).expanduser()
+    if not p.exists(): raise FileNotFoundError(f"model {str(name)!r} is neither a shipped model ({', '.join(SHIPPED)}) nor an existing file or run folder")
+    if p.is_dir() and not (p/'model.pth').exists(): raise FileNotFoundError(f"{p} holds no model.pth: give a run folder written by temrf train")
+    return p/'model.pth' if p.is_dir() else p
 
 def pretrained(name='hr-au', device=None):
     "A ready ResUNet: a shipped `name`, run folder or model file"
-    if str(name) in SHIPPED:
-        fn, kind, px, _ = SHIPPED[str(name)]
-        model, info = load_weights(MODELS_DIR/fn), dict(name=str(name), kind=kind, pixel_nm=px)
-    else:
-        p = Path(name).expanduser()
-        if not p.exists(): raise FileNotFoundError(f"model {str(name)!r} is neither a shipped model ({', '.join(SHIPPED)}) nor an existing file or run folder")
-        rec = read_json(p/'record.json') if p.is_dir() and (p/'record.json').exists() else {}
-        if p.is_dir() and not (p/'model.pth').exists(): raise FileNotFoundError(f"{p} holds no model.pth: give a run folder written by temrf train")
-        model = _load_any(p/'model.pth' if p.is_dir() else p)
-        info = dict(name=str(p), kind=rec.get('kind'), pixel_nm=rec.get('pixel_nm'), **({'prep': rec['prep']} if rec.get('prep') else {}))
-        if getattr(model, 'study_checkpoint', False): info.update(prep='study', kind=info['kind'] or 'hr')
-    model.info = info
+    path = _model_path(name)
+    model = load_weights(path) if str(name) in SHIPPED else _load_any(path)
+    rec = read_json(path.parent/'record.json') if path.name == 'model.pth' and (path.parent/'record.json').is_file() else {}
+    older = {k: rec[k] for k in ('kind', 'pixel_nm', 'prep') if rec.get(k) and model.info.get(k) is None}  # a run folder's record
+    model.info = dict(model.info, **older, name=str(name) if str(name) in SHIPPED else str(Path(name).expanduser()))
     return model.to(torch_device(device)).eval()
 
 def torch_device(device=None):

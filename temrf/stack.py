@@ -25,7 +25,7 @@ from .model import ResUNet, save_weights, load_weights
 from .metrics import HardDice, SoftDice
 from .runs import check_new_run, claimed_runs, finish_run, spec_fields
 from .datasets import resolve_dataset, splits_of
-from .train import ArrayDS, ArrayDL, build_model, init_weights, get_learner, check_run, evaluate_run
+from .train import ArrayDS, ArrayDL, build_model, init_weights, get_learner, check_run, evaluate_run, run_info
 
 # %% ../nbs/07b_stack.ipynb #5672190a
 def _grouped(m, k):
@@ -146,7 +146,11 @@ def stack_metrics(k):
 class StackRecorder(Callback):
     "Per model of a stack: history.csv, best.pth and model.pth"
     order = Recorder.order + 1
-    def __init__(self, dirs, beta=0.98): self.dirs, self.beta = [Path(d) for d in dirs], beta
+    def __init__(self, dirs, infos=None, beta=0.98): self.dirs, self.infos, self.beta = [Path(d) for d in dirs], infos or [{}]*len(dirs), beta
+    def _models(self):
+        ms = self.learn.model.unstack()
+        for m, info in zip(ms, self.infos): m.info = dict(info)
+        return ms
     def before_fit(self):
         k = len(self.dirs)
         self.smooth, self.best = [AvgSmoothLoss(self.beta) for _ in range(k)], [float('inf')]*k
@@ -163,10 +167,10 @@ class StackRecorder(Callback):
             with open(d/'history.csv', 'a') as f: f.write(','.join(map(str, row)) + '\n')
             if v < self.best[i]:
                 self.best[i] = v
-                models = models or self.learn.model.unstack()
+                models = models or self._models()
                 save_weights(models[i], d/'best.pth')
     def after_fit(self):
-        for m, d in zip(self.learn.model.unstack(), self.dirs): save_weights(m, d/'model.pth')
+        for m, d in zip(self._models(), self.dirs): save_weights(m, d/'model.pth')
 
 # %% ../nbs/07b_stack.ipynb #a7a98cc2
 _SHARED = spec_fields('arch', 'train')  # what the runs of one stack must share
@@ -207,7 +211,7 @@ def fit_stack(specs, out='.', data_dir=None, progress=True):
             if s.init: init_weights(m, s.init)
         k, dls = len(specs), stack_dls(splits, s0.bs, [s.seed for s in specs])
         learn = get_learner(dls, ResUNetStack(models).to(dls.device), s0.lr, tmps[0], loss_func=StackLoss(k),
-                            metrics=stack_metrics(k), cbs=[StackRecorder(tmps)])
+                            metrics=stack_metrics(k), cbs=[StackRecorder(tmps, [run_info(s, i) for s, i in zip(specs, infos)])])
         t0 = time.time()
         with learn.no_logging(), (learn.no_bar() if not progress else learn.added_cbs([])):
             learn.fit_one_cycle(s0.epochs, s0.lr) if s0.one_cycle else learn.fit(s0.epochs, s0.lr)

@@ -9,13 +9,14 @@
     python tools/train_models.py card --root DIR        # dice on them -> nbs/results/model_card.csv
     python tools/train_models.py card2 --root DIR       # real_card.csv (and indep_card.csv), real_overlays.jpg
 """
-import argparse, json, shutil, time
+import argparse, json, time
 from pathlib import Path
 import numpy as np
 from temrf.io import PIXEL_NM
 from temrf.sim import sim_params, simulate_field, CONTRAST_LEVELS
 from temrf.contrast import contrast_figure
 from temrf.io import save_h5_pair, load_h5_pair, read_h5_attrs
+from temrf.model import load_weights, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 1024
@@ -139,13 +140,19 @@ def compare(root, models):
     print(t.to_string())
     return t
 
+RECIPE = {'hr-au': 'temrf.recipes.train_hr', 'lr-au': 'temrf.recipes.train_lr'}
+ABOUT = {'hr-au': 'high-resolution TEM of Au (fcc) particles on amorphous carbon, ~0.02 nm/px',
+         'lr-au': 'low-resolution (amplitude contrast) TEM of Au particles on carbon, ~0.12 nm/px'}
+
 def ship(root, runs):
     "Copy the run folders `runs` ('hr-au=FOLDER', 'lr-au=FOLDER') into temrf/models/ and their records into models.json"
     recs = json.loads((REPO/'nbs/results/models.json').read_text())
     for item in runs:
         name, folder = item.split('=', 1)
         rec = json.loads((Path(folder)/'record.json').read_text())
-        shutil.copy(Path(folder)/'model.pth', REPO/'temrf/models'/f'{name}.pth')
+        m = load_weights(Path(folder)/'model.pth')  # the file says its kind, pixel size and preparation; add its recipe
+        m.info.update(recipe=RECIPE[name], about=ABOUT[name])
+        save_weights(m, REPO/'temrf/models'/f'{name}.pth')
         recs[name] = {k: v for k, v in rec.items() if k not in ('run_dir', 'dataset')}
         print(name, '<-', folder, {k: rec[k] for k in ('arch', 'n_params', 'test_hard_dice', 'n_train', 'train_time_s')})
     (REPO/'nbs/results/models.json').write_text(json.dumps(recs, indent=1))
