@@ -12,7 +12,7 @@ from pathlib import Path
 
 # %% ../nbs/06a_datasets.ipynb #53d87bfe
 import numpy as np
-from .io import h5_dataset, load_h5_pair, open_h5, read_h5_attrs, save_h5_pair
+from .files import h5_dataset, load_h5_pair, open_h5, read_h5_attrs, save_h5_pair
 from .preprocess import prepare_splits
 from .io import PIXEL_NM
 from .fft import AU_SPACINGS_A

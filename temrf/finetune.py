@@ -18,7 +18,7 @@ from .io import atomic_write, check_finite, check_out_dir, pixel_size, tmp_path,
 from .preprocess import prepare
 from .model import model_kind, save_weights
 from .shipped import pretrained, torch_device
-from .files import read_micrograph
+from .files import read_image_file, read_micrograph
 from .infer import frame_probs, rescale_factor
 
 # %% ../nbs/16d_finetune.ipynb #16c3c6ad
@@ -28,10 +28,7 @@ def read_mask(mask, name='the mask'):
         p, name = Path(mask), str(mask)
         if not p.is_file(): raise FileNotFoundError(f"{name} does not exist; give a mask file (.tif, .png or .npy)")
         if p.suffix.lower() == '.npy': mask = np.load(p, allow_pickle=False)
-        elif p.suffix.lower() in ('.tif', '.tiff'):
-            import tifffile; mask = tifffile.imread(p)
-        elif p.suffix.lower() == '.png':
-            from PIL import Image; mask = np.asarray(Image.open(p))
+        elif p.suffix.lower() in ('.tif', '.tiff', '.png'): mask = read_image_file(p)
         else: raise ValueError(f"{name}: masks are read from .tif, .png or .npy files, not {p.suffix or 'suffix-less files'}")
     a = np.asarray(mask)
     if a.ndim == 3 and a.shape[-1] in (3, 4) and (a[..., :3] == a[..., :1]).all(): a = a[..., 0]  # a grey PNG saved as RGB

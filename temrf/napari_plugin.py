@@ -21,7 +21,8 @@ from .files import READERS, read_micrograph, save_tiff
 from .advice import format_advice, suggest_rf
 from .infer import rescale_factor, segment
 from .shipped import HR_PIXEL_NM, SHIPPED, pretrained, shipped_for
-from .io import atomic_write, first_line, save_h5_pair
+from .io import atomic_write, first_line
+from .files import save_h5_pair
 from .particles import measure, plot_size_histogram, size_summary
 from .finetune import finetune_job, finetune_steps, run_steps
 from fastcore.basics import patch

@@ -13,7 +13,8 @@ from multiprocessing import Pool
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from .io import PIXEL_NM, save_h5_pair
+from .io import PIXEL_NM
+from .files import save_h5_pair
 from .preprocess import file_artifacts, standardize
 from .sim import sim_params, simulate_field
 from .sim_lr import LR_DEFAULTS

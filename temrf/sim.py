@@ -13,7 +13,8 @@ import numpy as np
 from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
 import temrf
-from .io import PIXEL_NM, atomic_write, check_out_dir, save_h5_pair, read_h5_attrs
+from .io import PIXEL_NM, atomic_write, check_out_dir
+from .files import save_h5_pair, read_h5_attrs
 from scipy import ndimage
 from .sim_hr import HR_DEFAULTS, SHAPES, SIM_VERSION, hr_field, require_abtem
 from .sim_lr import LR_DEFAULTS, lr_field

@@ -12,7 +12,8 @@ import torch
 from temrf.datasets import image_size, toy_pair
 from temrf.fft import auto_band, band_from_spacings, fourier_filter
 from temrf.files import save_tiff
-from temrf.io import as_stack, check_pair, load_h5_pair
+from temrf.io import as_stack, check_pair
+from temrf.files import load_h5_pair
 from temrf.metrics import dice_from_probs
 from temrf.model import Arch, ResUNet, load_study_checkpoint, save_weights
 from temrf.preprocess import split_ordered

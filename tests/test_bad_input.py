@@ -14,7 +14,7 @@ from temrf.cli import main
 from temrf.datasets import toy_pair
 from temrf.fft import fourier_filter
 from temrf.files import save_tiff
-from temrf.io import read_image_file
+from temrf.files import read_image_file
 from temrf.metrics import dice_score
 from temrf.model import Arch, ResUNet, load_weights, predict, save_weights
 from temrf.rf import rf_nm

@@ -8,7 +8,7 @@ import pytest
 import skimage.io
 import tifffile
 
-from temrf.io import load_h5_pair, load_pair, load_tiff_pair, read_h5_attrs, save_h5_pair
+from temrf.files import load_h5_pair, load_pair, load_tiff_pair, read_h5_attrs, save_h5_pair
 
 
 @pytest.fixture
@@ -97,3 +97,22 @@ def test_tiff_stack_with_tiff_and_png_masks(tmp_path, pair):
     tifffile.imwrite(tmp_path/'as_rgb.tif', imgs, photometric='rgb')  # 3 images mistaken for colour planes
     with pytest.raises(ValueError, match="photometric='minisblack'"): load_tiff_pair(tmp_path/'as_rgb.tif', tmp_path/'s_labels.tif')
     with pytest.raises(ValueError, match='keys only for HDF5'): load_pair(tmp_path/'one.tif', tmp_path/'m.png', images_key='x')
+
+
+def test_multi_series_tiff_reads_the_same_for_training_and_segment(tmp_path):
+    "A reduced-size preview and two frames appended one by one: training and `temrf segment` read the same stack"
+    import tifffile
+    from temrf.files import read_image_file, read_micrograph
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 4000, (2, 64, 48)).astype(np.uint16)
+    p = tmp_path/'session.tif'
+    tifffile.imwrite(p, frames[0][::4, ::4], subfiletype=1)  # a reduced-size preview first, as some microscope software writes
+    tifffile.imwrite(p, frames[0], append=True)
+    tifffile.imwrite(p, frames[1], append=True)
+    with tifffile.TiffFile(p) as tf: assert len(tf.series) >= 2 and tf.series[0].shape == (16, 12)
+    mask = (frames > 2000).astype(np.uint8)
+    tifffile.imwrite(tmp_path/'session_labels.tif', mask)
+    train_x, train_y = load_pair(p, tmp_path/'session_labels.tif')
+    np.testing.assert_array_equal(train_x, frames)
+    np.testing.assert_array_equal(read_image_file(p), np.asarray(read_micrograph(p).data))
+    np.testing.assert_array_equal(train_y, mask)

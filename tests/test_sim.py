@@ -5,7 +5,7 @@ from scipy import ndimage
 import temrf.sim as sim
 import temrf.sim_hr as sim_hr
 import temrf.sim_lr as sim_lr
-from temrf.io import load_h5_pair, read_h5_attrs
+from temrf.files import load_h5_pair, read_h5_attrs
 from temrf.preprocess import prepare_splits
 
 # noiseless, aberration-free imaging of particles in vacuum: the image departs from 1 only where the atoms are
@@ -144,7 +144,7 @@ def test_cli(tmp_path, capsys):
 
 def test_another_process_finishes_first(tmp_path, monkeypatch):
     "If another process assembles the same preset (and removes the partial folder) meanwhile, its files are returned"
-    from temrf.io import save_h5_pair
+    from temrf.files import save_h5_pair
     kw = dict(progress=False, n_images=2, size=128, diameter_nm=8.)
     p = sim.preset_params('lr-small', **{k: v for k, v in kw.items() if k != 'progress'})
     folder = tmp_path/f'lr-small-{sim.params_hash(p)}'

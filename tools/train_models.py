@@ -15,7 +15,7 @@ import numpy as np
 from temrf.io import PIXEL_NM
 from temrf.sim import sim_params, simulate_field, CONTRAST_LEVELS
 from temrf.contrast import contrast_figure
-from temrf.io import save_h5_pair, load_h5_pair, read_h5_attrs
+from temrf.files import save_h5_pair, load_h5_pair, read_h5_attrs
 from temrf.model import load_weights, save_weights
 
 REPO = Path(__file__).resolve().parents[1]
