@@ -10,7 +10,7 @@ __all__ = ['PAPER_POINTS', 'STAND_INS', 'summarize', 'paper_dataset', 'paper_com
            'erf_from_runs', 'three_rf_runs', 'report_cmd']
 
 # %% ../nbs/09_analysis.ipynb #7020f038
-import hashlib, os, re, shutil, tempfile
+import hashlib, os, re
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from scipy.ndimage import uniform_filter
 from .model import Arch, ResUNet, predict
-from .io import check_out_dir
+from .io import check_out_dir, staged
 from .contrast_law import needed_rf_table, plot_rf_curves
 from .runs import check_rf_dice, load_results, load_run
 from .metrics import mask_dice
@@ -407,13 +407,10 @@ def report_cmd(
     df, paper = load_results(results), _parse_paper(paper)
     p = Path(results)
     out = check_out_dir(Path(out) if out else (p if p.is_dir() else p.parent)/'report', '--out')
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}-'))  # the report appears whole or not at all
-    try:
+    with staged(out, folder=True, keep=False) as tmp:  # every file is made before any is put in place
         written = _report_files(df, tmp, paper, data)
         out.mkdir(exist_ok=True)
         for w in written: os.replace(w, out/w.name)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
     print(f'temrf report: {len(df)} runs from {results}; wrote to {out}:'); print('\n'.join(f'  {w.name}' for w in written))
     if _has_contrast(df): print(_contrast_lines(df))
     return out

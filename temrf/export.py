@@ -8,14 +8,14 @@ __all__ = ['WEIGHTS', 'OPSET', 'STUDY', 'ProbabilityNet', 'probability_net', 'pa
            'package_name', 'bioimageio', 'export_shipped', 'export_cmd']
 
 # %% ../nbs/17_export.ipynb #3b2481b3
-import math, os, re, shutil, tempfile, warnings, zipfile
+import contextlib, math, re, warnings, zipfile
 from pathlib import Path
 import numpy as np
 import torch
 import temrf
 from .infer import halo_px, segment
 from .shipped import SHIPPED, pretrained
-from .io import PIXEL_NM, check_out_dir
+from .io import PIXEL_NM, check_out_dir, staged
 from .model import Arch, ResUNet, model_kind
 from .preprocess import XRAY_THRESHOLD
 from .sim import simulate_dataset
@@ -245,23 +245,11 @@ def describe(folder, content):
     return d
 
 # %% ../nbs/17_export.ipynb #ab2d3da1
-def _install(stage, d, out, zipped):
-    "Put the package staged in `stage` at `out`, replacing it whole"
+def _package(stage, d, zipped):
+    "Write the package described by `d` from `stage`: its rdf.yaml, or a zip file"
     from bioimageio.spec import save_bioimageio_package, save_bioimageio_yaml_only
-    if zipped:
-        tmpzip = stage/'package.zip'  # inside the stage: removed with it if anything fails
-        save_bioimageio_package(d, output_path=tmpzip, compression_level=9)
-        os.replace(tmpzip, out)
-        return
-    save_bioimageio_yaml_only(d, stage/'rdf.yaml')
-    os.chmod(stage, 0o755)  # mkdtemp's folder is private
-    old = out.with_name(f'.{out.name}.old') if out.exists() else None
-    if old: os.replace(out, old)
-    try: os.replace(stage, out)
-    except BaseException:
-        if old: os.replace(old, out)
-        raise
-    if old: shutil.rmtree(old)
+    if zipped: save_bioimageio_package(d, output_path=zipped, compression_level=9)
+    else: save_bioimageio_yaml_only(d, stage/'rdf.yaml')
 
 # %% ../nbs/17_export.ipynb #307c5248
 def package_name(model_name):
@@ -278,12 +266,11 @@ def bioimageio(model, out, overwrite=False, pixel_nm=None, seed=0):
     info = dict(net.info, name=net.info.get('name') or 'model')
     net.info, px = info, pixel_nm or info.get('pixel_nm')
     name = package_name(info['name'])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
-    try:
+    with contextlib.ExitStack() as es:  # a zip: its file staged, its parts in a scratch folder; a folder: staged itself
+        tz = es.enter_context(staged(out)) if zipped else None
+        stage = es.enter_context(staged(out.with_name(out.name + '.parts') if zipped else out, folder=True, keep=not zipped))
         _write_files(net, stage, name, px, seed)
-        _install(stage, describe(stage, rdf(net, name, px)), out, zipped)
-    finally: shutil.rmtree(stage, ignore_errors=True)
+        _package(stage, describe(stage, rdf(net, name, px)), tz)
     return out
 
 # %% ../nbs/17_export.ipynb #e185bcf4

@@ -26,7 +26,7 @@ import tifffile
 
 import skimage.io
 
-from .io import PIXEL_RANGE_NM, atomic_write, check_pair, first_line, pixel_size, tmp_path
+from .io import PIXEL_RANGE_NM, atomic_write, check_pair, first_line, pixel_size, staged
 
 # %% ../nbs/00a_files.ipynb #1fd9d552
 def to_grey(a, samples_axis, file):
@@ -195,9 +195,7 @@ def tiff_writer(path, pixel_nm=None, overwrite=False):
     p = Path(path)
     _no_overwrite(p, overwrite)
     kw = _imagej_kwargs(pixel_nm)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(p)
-    try:
+    with staged(p) as tmp:
         with warnings.catch_warnings():
             warnings.filterwarnings('ignore', message='.*truncating ImageJ file')  # > 4 GB: one IFD, as ImageJ does
             with tifffile.TiffWriter(tmp, imagej=True) as tw:
@@ -206,9 +204,6 @@ def tiff_writer(path, pixel_nm=None, overwrite=False):
         if w.n == 0: raise ValueError(f"no frames were written to {p}; call .write(frame) at least once")
         if w.n > 1:  # tifffile calls appended frames channels; ImageJ should see a stack of slices
             tifffile.tiffcomment(tmp, tifffile.tiffcomment(tmp).replace(f'channels={w.n}\n', f'slices={w.n}\n'))
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 # %% ../nbs/00a_files.ipynb #2e3cd779
 RESUNITS = {tifffile.RESUNIT.INCH: 'inch', tifffile.RESUNIT.CENTIMETER: 'cm', tifffile.RESUNIT.MILLIMETER: 'mm',
@@ -443,18 +438,12 @@ def _encode_attrs(attrs):
     return out, js
 
 # %% ../nbs/00a_files.ipynb #84c09aad
-def _write_h5_tmp(path, key, data, attrs, js):
-    "Write `data` and `attrs` to a new temporary file beside `path`"
-    tmp = tmp_path(path)  # the name `clear_stale` knows
-    try:
-        with h5py.File(tmp, 'x') as f:
-            f.create_dataset(key, data=data)
-            f.attrs.update(attrs)
-            if js: f.attrs['temrf_json_attrs'] = json.dumps(js)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
+def _write_h5(tmp, key, data, attrs, js):
+    "Write `data` and `attrs` to the HDF5 file `tmp`"
+    with h5py.File(tmp, 'w') as f:
+        f.create_dataset(key, data=data)
+        f.attrs.update(attrs)
+        if js: f.attrs['temrf_json_attrs'] = json.dumps(js)
 
 # %% ../nbs/00a_files.ipynb #afe7877d
 def save_h5_pair(images, labels, images_file, labels_file, attrs=None, images_key='images', labels_key='labels', overwrite=False):
@@ -465,15 +454,8 @@ def save_h5_pair(images, labels, images_file, labels_file, attrs=None, images_ke
     for p in paths:
         if p.exists() and not overwrite: raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
     attrs, js = _encode_attrs(attrs)
-    tmps = []
-    try:
-        for p, k, d in zip(paths, (images_key, labels_key), (images, labels)):
-            p.parent.mkdir(parents=True, exist_ok=True)
-            tmps.append(_write_h5_tmp(p, k, d, attrs, js))
-        for t, p in zip(tmps, paths): os.replace(t, p)
-    finally:
-        for t in tmps:
-            t.unlink(missing_ok=True)
+    with staged(paths[0]) as ti, staged(paths[1]) as tl:  # both files, or neither
+        for t, k, d in ((ti, images_key, images), (tl, labels_key, labels)): _write_h5(t, k, d, attrs, js)
     return paths
 
 # %% ../nbs/00a_files.ipynb #a5372587

@@ -7,14 +7,14 @@ __all__ = ['read_mask', 'model_scale_pair', 'split_pairs', 'heldout_dice', 'tune
            'finetune_steps', 'finetune', 'finetune_cmd']
 
 # %% ../nbs/16d_finetune.ipynb #6d93bea2
-import copy, json, math, os, shutil, time
+import copy, math, os, time
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 from skimage.transform import resize
-from .io import atomic_write, check_finite, check_out_dir, pixel_size, tmp_path, whole
+from .io import check_finite, check_out_dir, pixel_size, staged, whole, write_json
 from .preprocess import prepare
 from .model import model_kind, save_weights
 from .shipped import pretrained, torch_device
@@ -163,15 +163,9 @@ def _check_out(out, overwrite):
 
 def _write(out, model, rec):
     "Write `model` and `rec` into folder `out` whole, or not at all"
-    stage = tmp_path(out)
-    try:
-        stage.mkdir(parents=True)
+    with staged(out, folder=True) as stage:
         save_weights(model, stage/'model.pth')
-        (stage/'record.json').write_text(json.dumps(rec, indent=1))
-        if out.exists(): shutil.rmtree(out)
-        stage.rename(out)
-    finally:
-        if stage.exists(): shutil.rmtree(stage, ignore_errors=True)
+        write_json(rec, stage/'record.json')
     return out
 
 # %% ../nbs/16d_finetune.ipynb #1c93e527

@@ -4,14 +4,16 @@
 
 # %% auto #0
 __all__ = ['PIXEL_NM', 'PIXEL_RANGE_NM', 'check_image', 'check_finite', 'as_stack', 'binary_labels', 'check_pair', 'whole',
-           'int_list', 'pixel_size', 'first_line', 'tmp_path', 'stale_temporaries', 'clear_stale', 'atomic_write',
-           'check_out_dir', 'write_json', 'read_json']
+           'int_list', 'pixel_size', 'first_line', 'tmp_path', 'stale_temporaries', 'clear_stale', 'install', 'staged',
+           'atomic_write', 'check_out_dir', 'write_json', 'read_json']
 
 # %% ../nbs/00_io.ipynb #5264ae25
+import contextlib
 import json
 import os
 import re
 import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -149,25 +151,44 @@ def stale_temporaries(folder):
     "Temporaries in `folder` whose writing process no longer runs"
     return [p for p in Path(folder).glob('.*.tmp') if (m := _TMP.match(p.name)) and not _running(int(m['pid']))]
 
-def clear_stale(folder):
-    "Remove the `stale_temporaries` of `folder`; return their names"
-    gone = stale_temporaries(folder)
-    for p in gone: p.unlink(missing_ok=True)
+def _remove(p):
+    "Remove file or folder `p`, if it is there"
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
+    else: p.unlink(missing_ok=True)
+
+def clear_stale(folder, name=None):
+    "Remove the `stale_temporaries` of `folder` (of target `name`); their names"
+    gone = [p for p in stale_temporaries(folder) if name is None or _TMP.match(p.name)['name'] == name]
+    for p in gone: _remove(p)
     return [p.name for p in gone]
 
 # %% ../nbs/00_io.ipynb #a70c1c2e
+def install(tmp, path):
+    "Rename file or folder `tmp` over `path`; an old folder there goes whole"
+    if not (path.is_dir() and not path.is_symlink()): return os.replace(tmp, path)
+    old = tmp_path(path)
+    os.replace(path, old)  # a folder cannot be renamed over a folder: move the old one aside first
+    try: os.replace(tmp, path)
+    except BaseException: os.replace(old, path); raise
+    _remove(old)
+
+@contextlib.contextmanager
+def staged(path, folder=False, keep=True):
+    "A temporary file (or `folder`) beside `path`, renamed over it on success"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale(path.parent, path.name)  # what a killed writer of `path` left
+    tmp = tmp_path(path)
+    if folder: tmp.mkdir(0o755)
+    else: os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    try:
+        yield tmp
+        if keep: install(tmp, path)
+    finally: _remove(tmp)
+
 def atomic_write(path, write):
     "Call `write(tmp)` on a temporary file, then rename it over `path`"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(tmp_path(path))
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
-    return path
+    with staged(path) as tmp: write(str(tmp))
+    return Path(path)
 
 # %% ../nbs/00_io.ipynb #82762f5c
 def check_out_dir(path, name='out'):

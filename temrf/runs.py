@@ -8,7 +8,7 @@ __all__ = ['SEEDS', 'SPEC_COLUMNS', 'RESULT_COLUMNS', 'COLUMNS', 'NEEDED', 'RunS
            'claimed_runs', 'read_record', 'collect', 'check_column', 'check_rf_dice', 'load_results', 'load_run']
 
 # %% ../nbs/06b_runs.ipynb #6560af70
-import contextlib, dataclasses, json, math, os, platform, re, shutil, uuid
+import contextlib, dataclasses, json, math, os, platform, re, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 import fastai, fastcore
 import temrf
-from .io import atomic_write, check_out_dir, first_line, int_list, read_json, whole, write_json
+from .io import atomic_write, check_out_dir, clear_stale, first_line, install, int_list, read_json, tmp_path, whole, write_json
 from .model import Arch, load_weights
 from .rf import rf_nm
 
@@ -155,17 +155,17 @@ def check_new_run(out, spec, overwrite=False):
 def start_run(out, spec, overwrite=False):
     "A fresh hidden folder in which to train `spec` under `out`"
     out = check_new_run(out, spec, overwrite)
-    for old in (out/'runs').glob(f'.{spec.run_id}.*.partial'): shutil.rmtree(old, ignore_errors=True)  # a killed attempt
-    tmp = out/'runs'/f'.{spec.run_id}.{uuid.uuid4().hex[:8]}.partial'
-    tmp.mkdir(parents=True)
+    (out/'runs').mkdir(parents=True, exist_ok=True)
+    clear_stale(out/'runs', spec.run_id)  # what a killed attempt left; a live attempt's folder is kept
+    tmp = tmp_path(out/'runs'/spec.run_id)
+    tmp.mkdir(0o755)
     return tmp
 
 def finish_run(tmp, rec):
     "Write `rec` into `tmp` and move the run into place; its folder"
     final = Path(rec['run_dir'])
     write_json(rec, tmp/'record.json')
-    if final.exists(): shutil.rmtree(final)
-    os.replace(tmp, final)
+    install(tmp, final)
     return final
 
 # %% ../nbs/06b_runs.ipynb #ac0cf578

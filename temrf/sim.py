@@ -13,7 +13,7 @@ import numpy as np
 from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
 import temrf
-from .io import PIXEL_NM, atomic_write, check_out_dir
+from .io import PIXEL_NM, atomic_write, check_out_dir, write_json
 from .files import save_h5_pair, read_h5_attrs
 from scipy import ndimage
 from .sim_hr import HR_DEFAULTS, SHAPES, SIM_VERSION, hr_field, require_abtem
@@ -148,7 +148,7 @@ def simulate_preset(name='hr-small', cache_dir=None, progress=True, overwrite=Fa
     images, labels, infos = fields
     meta = dict(_meta(p, labels, infos, contrast_figure(images, labels)), preset=name)
     save_h5_pair(images, labels, *files, attrs=meta, overwrite=True)
-    (folder/'params.json').write_text(json.dumps(meta, indent=1))
+    write_json(meta, folder/'params.json')
     shutil.rmtree(partial, ignore_errors=True)
     return files
 

@@ -17,7 +17,7 @@ import numpy as np
 from fastprogress.fastprogress import progress_bar
 
 # %% ../nbs/08_sweep.ipynb #5c531596
-from .io import check_out_dir, first_line, int_list, read_json, whole, write_json
+from .io import check_out_dir, clear_stale, first_line, int_list, read_json, tmp_path, whole, write_json
 from .datasets import check_data_dir, default_patch, image_size, resolve_dataset
 from .rf import pool_sequences, dilation_series
 from .runs import SEEDS, COLUMNS, RunSpec, collect, read_record
@@ -156,8 +156,9 @@ def run_one(spec, out, data_dir=None, engine='papermill', progress=False):
     if engine == 'inline': return train_run(spec, out, data_dir, progress=progress)
     if engine not in ENGINES: raise ValueError(f"unknown engine {engine!r}: choose 'papermill' or 'inline'")
     import papermill as pm
-    nb = out/'runs'/f'.{spec.run_id}.ipynb'
+    nb = tmp_path(out/'runs'/f'{spec.run_id}.ipynb')  # the executed notebook, moved into the run folder when it is made
     nb.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale(nb.parent, f'{spec.run_id}.ipynb')  # a killed attempt's
     try: pm.execute_notebook(str(run_notebook()), str(nb), kernel_name='python3', language='python',
                              parameters=dict(spec=spec.params(), out=str(out), data_dir=data_dir), progress_bar=progress,
                              config=kernel_config())

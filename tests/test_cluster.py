@@ -39,7 +39,7 @@ def test_cluster_sweep_survives_a_killed_worker(tmp_path, monkeypatch):
         th = threading.Thread(target=sweep); th.start()
         t0 = time.time()
         while not killed and th.is_alive() and time.time() - t0 < 240:
-            started = {p.name.split('.')[1] for p in (out/'runs').glob('.*.partial')} if (out/'runs').exists() else set()
+            started = {p.name.split('.')[1] for p in (out/'runs').glob('.*.tmp') if p.is_dir()} if (out/'runs').exists() else set()
             for w, keys in client.processing().items():
                 if any(k.split('-')[1] in started and not (out/'runs'/k.split('-')[1]/'record.json').exists() for k in keys):
                     killed[w] = _kill_worker_and_kernel(client, w)
@@ -53,7 +53,7 @@ def test_cluster_sweep_survives_a_killed_worker(tmp_path, monkeypatch):
         records = sorted(out.glob('runs/*/record.json'))
         assert sorted(p.parent.name for p in records) == sorted(ids)
         for f in records: assert json.loads(f.read_text())['run_id'] == f.parent.name
-        assert not list((out/'runs').glob('.*.partial'))
+        assert not list((out/'runs').glob('.*.tmp'))
         table = pd.read_csv(out/'results.csv')
         assert list(table.columns) == COLUMNS and sorted(table.run_id) == sorted(ids) and table.run_id.is_unique
         assert list(result['df'].run_id) == list(table.run_id)
