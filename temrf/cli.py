@@ -7,7 +7,6 @@ __all__ = ['COMMANDS', 'HELP', 'get_command', 'Terminated', 'main']
 
 # %% ../nbs/20_cli.ipynb #90b0551e
 import contextlib, importlib, os, signal, sys, threading
-from fastcore.script import anno_parser
 
 # %% ../nbs/20_cli.ipynb #5b45b214
 COMMANDS = dict(simulate='temrf.sim:simulate_cmd', train='temrf.train:train_cmd', sweep='temrf.sweep:sweep_cmd',
@@ -70,11 +69,8 @@ def main(argv=None):
     os.environ.setdefault('MPLBACKEND', 'Agg')  # commands write figures to files, never to a window
     try:
         with _terminate_as_interrupt():
-            f = get_command(name)
-            parser = f.parser(f'temrf {name}') if hasattr(f, 'parser') else anno_parser(f, prog=f'temrf {name}')
-            args = vars(parser.parse_args(rest))
-            for k in ('pdb', 'xtra'): args.pop(k, None)
-            f(**args)
+            from temrf.args import run_command
+            run_command(get_command(name), rest, f'temrf {name}')
     except _USER_ERRORS as e:
         if os.environ.get('TEMRF_DEBUG'): raise
         print(f"temrf {name}: error: {_message(e)}", file=sys.stderr); return 1

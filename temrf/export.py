@@ -289,15 +289,4 @@ def export_cmd(model:str=None, # shipped model ('hr-au', 'lr-au'), run folder or
     for p in (export_shipped(out, overwrite) if shipped else [bioimageio(model, out, overwrite, pixel_nm)]): print(f"wrote {p}")
 
 # %% ../nbs/17_export.ipynb #f018fa41
-def _export_parser(prog='temrf export'):
-    "The argparse parser of `temrf export`"
-    import argparse
-    p = argparse.ArgumentParser(prog=prog, description=export_cmd.__doc__)
-    p.add_argument('model', nargs='?', help="shipped model ('hr-au', 'lr-au'), run folder or temrf model file")
-    p.add_argument('--out', help='package folder, or a .zip file (with --shipped: the folder for <name>.zip)')
-    p.add_argument('--overwrite', action='store_true', help='replace an earlier package at --out')
-    p.add_argument('--shipped', action='store_true', help='export every shipped model as OUT/<name>.zip')
-    p.add_argument('--pixel-size', dest='pixel_nm', type=float, help="pixel size in nm (default: the model's record; needed for a bare model file)")
-    return p
-
-export_cmd.parser = _export_parser
+export_cmd.positional, export_cmd.flags = ('model',), dict(pixel_nm='--pixel-size')  # MODEL may be left out for --shipped

@@ -202,8 +202,17 @@ def finetune(images, labels, model='hr-au', pixel_nm=None, out=None, steps=150, 
     return run_steps(finetune_steps(job), job['rec']['steps'] if progress else 0)
 
 # %% ../nbs/16d_finetune.ipynb #afe12256
-def finetune_cmd(images:list, labels:list=None, model:str='hr-au', pixel_nm:float=None, out:str='finetuned', steps:int=150,
-                 lr:float=1e-3, device:str=None, max_rescale:float=20., overwrite:bool=False, quiet:bool=False):
+def finetune_cmd(images:list, # images to learn from (.tif, .npy, .h5, .dm3/.dm4, .emd, .ser, .mrc)
+                 labels:list=None, # one mask per image, same order: .tif/.png/.npy, 0/1, 0/255 or instance labels
+                 model:str='hr-au', # starting model: 'hr-au', 'lr-au', a run or fine-tune folder, or a model file
+                 pixel_nm:float=None, # nm per pixel (default: each file's calibration)
+                 out:str='finetuned', # folder for the fine-tuned model
+                 steps:int=150, # training steps of 4 crops
+                 lr:float=1e-3, # learning rate, Adam
+                 device:str=None, # 'cpu' or 'cuda' (default: a GPU when there is one)
+                 max_rescale:float=20., # largest resampling to the model's pixel size
+                 overwrite:bool=False, # replace an earlier fine-tune folder at --out
+                 quiet:bool=False): # no progress bar
     "Fine-tune a model on your labelled images; keep it only where it scores better"
     if not labels: raise ValueError("no masks given: give one with --labels for each image, in the same order")
     _, rec = finetune(images, labels, model, pixel_nm, out, steps, lr, device=device, max_rescale=max_rescale, overwrite=overwrite, progress=not quiet)
@@ -213,21 +222,4 @@ def finetune_cmd(images:list, labels:list=None, model:str='hr-au', pixel_nm:floa
           f"in {rec['time_s']:.0f} s: kept the {rec['kept']} model in {out}")
     return out
 
-def _finetune_parser(prog='temrf finetune'):
-    "The argparse parser of `temrf finetune`"
-    import argparse
-    p = argparse.ArgumentParser(prog=prog, description=finetune_cmd.__doc__)
-    p.add_argument('images', nargs='+', help='images to learn from (.tif, .npy, .h5, .dm3/.dm4, .emd, .ser, .mrc)')
-    p.add_argument('--labels', nargs='+', required=True, help='one mask per image, same order: .tif/.png/.npy, 0/1, 0/255 or instance labels')
-    p.add_argument('--model', default='hr-au', help="starting model: 'hr-au', 'lr-au', a run or fine-tune folder, or a model file (default: hr-au)")
-    p.add_argument('--pixel-size', dest='pixel_nm', type=float, default=None, help="nm per pixel (default: each file's calibration)")
-    p.add_argument('--out', default='finetuned', help='folder for the fine-tuned model (default: finetuned)')
-    p.add_argument('--steps', type=int, default=150, help='training steps of 4 crops (default: 150)')
-    p.add_argument('--lr', type=float, default=1e-3, help='learning rate, Adam (default: 0.001)')
-    p.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: a GPU when there is one)")
-    p.add_argument('--max-rescale', dest='max_rescale', type=float, default=20., help="largest resampling to the model's pixel size (default: 20)")
-    p.add_argument('--overwrite', action='store_true', help='replace an earlier fine-tune folder at --out')
-    p.add_argument('--quiet', action='store_true', help='no progress bar')
-    return p
-
-finetune_cmd.parser = _finetune_parser
+finetune_cmd.flags = dict(pixel_nm='--pixel-size', max_rescale='--max-rescale')  # as `temrf segment` names them

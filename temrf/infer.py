@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['AUTO_ECD_PX', 'halo_px', 'tile_windows', 'frame_probs', 'rescale_factor', 'drop_graphitic', 'segment',
-           'auto_pixel_nm', 'overlay_figure', 'SegmentSpec', 'segment_cmd', 'segment_parser']
+           'auto_pixel_nm', 'overlay_figure', 'SegmentSpec', 'segment_cmd']
 
 # %% ../nbs/14_infer.ipynb #98362e6e
 import contextlib, dataclasses, math, mmap, sys, time
@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from scipy import ndimage
 from fastprogress.fastprogress import progress_bar
+from .args import opt
 from .io import PIXEL_NM, atomic_write, check_finite, check_image, check_out_dir, clear_stale, first_line, pixel_size, stale_temporaries, whole
 from .model import model_kind
 from .preprocess import prepare
@@ -300,7 +301,7 @@ def _check_min_size(min_size):
     return float(min_size)
 
 # %% ../nbs/14_infer.ipynb #88ea4437
-def _opt(default, help, flag=None): return field(default=default, metadata=dict(help=help, flag=flag))
+def _opt(default, help, flag=None): return opt(default, help, flag, typed=True)  # a field and its --help
 
 @dataclass(frozen=True)
 class SegmentSpec:
@@ -363,7 +364,8 @@ def _report(m, net, factor, c, t, secs, flattened_off=False):
         msg += f", {len(inner)} whole particles, median diameter {inner.ecd_nm.median():.2f} nm"
     return msg
 
-def segment_cmd(inputs:list, **options):
+def segment_cmd(inputs:list, # image or stack files: .tif, .npy, .h5, .dm3/.dm4, .emd, .ser, .mrc
+                **options): # the `SegmentSpec` fields given
     "Segment micrographs and stacks with a trained model; masks and sizes"
     s, inputs = SegmentSpec(**options), [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     ms, nets, factors, out = _segment_job(inputs, s)
@@ -390,15 +392,4 @@ def segment_cmd(inputs:list, **options):
     return out
 
 # %% ../nbs/14_infer.ipynb #87a59547
-def segment_parser(prog='temrf segment'):
-    "The argparse parser of `temrf segment`"
-    import argparse
-    p = argparse.ArgumentParser(prog=prog, description=segment_cmd.__doc__)
-    p.add_argument('inputs', nargs='+', help='image or stack files: .tif, .npy, .h5, .dm3/.dm4, .emd, .ser, .mrc')
-    for f in dataclasses.fields(SegmentSpec):
-        flag, h = f.metadata['flag'] or f'--{f.name}', f.metadata['help']
-        if f.type is bool: p.add_argument(flag, dest=f.name, action='store_true', help=h)
-        else: p.add_argument(flag, dest=f.name, type=f.type, default=f.default, help=h if f.default is None else f'{h} (default: {f.default:g})' if isinstance(f.default, float) else f'{h} (default: {f.default})')
-    return p
-
-segment_cmd.parser = segment_parser
+segment_cmd.spec = SegmentSpec  # one flag per field, made by `temrf.args.command_parser`

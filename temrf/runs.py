@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import fastai, fastcore
 import temrf
+from .args import opt
 from .io import atomic_write, check_out_dir, clear_stale, first_line, install, int_list, read_json, tmp_path, whole, write_json
 from .model import Arch, load_weights
 from .rf import rf_nm
@@ -26,7 +27,7 @@ from .rf import rf_nm
 SEEDS = (752, 2245, 140, 9213, 956)  # the study's five runs per architecture
 
 # %% ../nbs/06b_runs.ipynb #ad89a040
-def _opt(default, help, group, **kw): return field(default=default, metadata=dict(help=help, group=group, **kw))
+def _opt(default, help, group, **kw): return opt(default, help, group=group, **kw)  # a field and its --help
 
 # %% ../nbs/06b_runs.ipynb #03b534d7
 @dataclass(frozen=True)

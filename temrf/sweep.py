@@ -8,7 +8,7 @@ __all__ = ['N2_RF', 'CPU', 'STUDY', 'LEVELS', 'EDGE_ARCHS', 'QUICK', 'SWEEPS', '
            'run_sweep', 'run_group', 'sweep_cmd']
 
 # %% ../nbs/08_sweep.ipynb #3b5f9b8d
-import os, time
+import os, time, warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -159,9 +159,12 @@ def run_one(spec, out, data_dir=None, engine='papermill', progress=False):
     nb = tmp_path(out/'runs'/f'{spec.run_id}.ipynb')  # the executed notebook, moved into the run folder when it is made
     nb.parent.mkdir(parents=True, exist_ok=True)
     clear_stale(nb.parent, f'{spec.run_id}.ipynb')  # a killed attempt's
-    try: pm.execute_notebook(str(run_notebook()), str(nb), kernel_name='python3', language='python',
-                             parameters=dict(spec=spec.params(), out=str(out), data_dir=data_dir), progress_bar=progress,
-                             config=kernel_config())
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='.*does not end in one of')  # a temporary name: JSON all the same
+            pm.execute_notebook(str(run_notebook()), str(nb), kernel_name='python3', language='python',
+                                parameters=dict(spec=spec.params(), out=str(out), data_dir=data_dir), progress_bar=progress,
+                                config=kernel_config())
     except BaseException:
         if nb.exists(): (out/'failed').mkdir(exist_ok=True); os.replace(nb, out/'failed'/f'{spec.run_id}.ipynb')
         raise

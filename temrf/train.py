@@ -200,41 +200,23 @@ def show_prediction(model, X, Y, i=0):
         ax.imshow(im, cmap='gray'); ax.set_title(t); ax.axis('off')
     return axs
 
-# %% ../nbs/07_train.ipynb #8b086801
-def _spec_flags(parser):
-    "Add one flag per `RunSpec` field to the argparse `parser`"
-    import dataclasses
-    for f in dataclasses.fields(RunSpec):
-        h = f.metadata.get('help', '')
-        if f.default is False: parser.add_argument(f'--{f.name}', action='store_true', help=h)
-        else:
-            d = ','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-            parser.add_argument(f'--{f.name}', default=f.default, help=h if d is None else f"{h} (default: {d})")
-    return parser
-
-def _train_parser(prog='temrf train'):
-    "The argparse parser of `temrf train`"
-    import argparse
-    p = argparse.ArgumentParser(prog=prog, description='Train and evaluate one residual UNet; print its result record')
-    _spec_flags(p)
-    p.add_argument('--out', default='results/train', help='output folder; the run is written to <out>/runs/<run_id>/ (default: results/train)')
-    p.add_argument('--data', default=None, help='data folder: the study\'s HDF5 files, or the cache of simulated presets')
-    p.add_argument('--overwrite', action='store_true', help='replace a finished run of the same id in --out')
-    return p
-
 # %% ../nbs/07_train.ipynb #6799d6b0
 def _init_arch(spec):
-    "`spec` given its `init` model's architecture where left default"
+    "`spec` given its `init` model's architecture where the user gave none"
     if not spec.get('init'): return spec
-    a, d = pretrained(spec['init'], device='cpu').arch.fields(), {f.name: f.default for f in dataclasses.fields(RunSpec)}
+    a = pretrained(spec['init'], device='cpu').arch.fields()
     a = {k: tuple(v) if isinstance(v, list) else v for k, v in a.items()}
-    return {**spec, **{k: a[k] for k in spec_fields('arch') if spec.get(k, d[k]) == d[k]}}
+    return {**spec, **{k: a[k] for k in spec_fields('arch') if k not in spec}}
 
 # %% ../nbs/07_train.ipynb #2f514838
-def train_cmd(out='results/train', data=None, overwrite=False, quiet=False, **spec):
+def train_cmd(out:str='results/train', # output folder; the run is written to <out>/runs/<run_id>/
+              data:str=None, # data folder: the study's HDF5 files, or the cache of simulated presets
+              overwrite:bool=False, # replace a finished run of the same id in --out
+              quiet:bool=False, # no progress bar
+              **spec): # the `RunSpec` fields given
     "Train and evaluate one residual UNet; print its result record"
     rec = train_run(RunSpec(**_init_arch(spec)), out, data, progress=not quiet, overwrite=overwrite)
     print(json.dumps({k: v for k, v in rec.items() if k != 'versions'}, indent=1))
     return rec
 
-train_cmd.parser = _train_parser
+train_cmd.spec = RunSpec  # one flag per field: `temrf train --pools 4,4 --epochs 50`
