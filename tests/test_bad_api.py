@@ -15,7 +15,8 @@ from temrf.files import save_tiff
 from temrf.io import as_stack, check_pair
 from temrf.files import load_h5_pair
 from temrf.metrics import dice_from_probs
-from temrf.model import Arch, ResUNet, load_study_checkpoint, save_weights
+from temrf.checkpoints import load_study_checkpoint
+from temrf.model import Arch, ResUNet, save_weights
 from temrf.preprocess import split_ordered
 from temrf.rf import nearest_architectures, rf_table
 from temrf.runs import collect, load_results, load_run

@@ -8,7 +8,8 @@ defines those classes, yet must get a `ResUNet` with the same logits.
 import json, pickle, subprocess, sys, textwrap
 import pytest, torch
 from torch import nn
-from temrf.model import Arch, ResUNet, count_params, load_study_checkpoint
+from temrf.checkpoints import load_study_checkpoint
+from temrf.model import Arch, ResUNet, count_params
 
 STUDY_MAIN = textwrap.dedent('''
     import json, sys, types, warnings

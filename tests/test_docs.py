@@ -96,3 +96,10 @@ def test_readme_matches_index(tmp_path):
     for p in fresh:
         assert (ROOT/p).is_file() and (ROOT/p).read_bytes() == (tmp_path/p).read_bytes(), \
             f'{p} is not what nbs/index.ipynb makes: run `python tools/docs.py readme`'
+
+
+def test_maths_needs_no_network(site):
+    "Maths is MathML in the page, drawn by the browser itself: no KaTeX from a CDN, no TeX left for a script to find"
+    pages = {p.name: p.read_text() for p in site.rglob('*.html')}
+    assert sum('<math' in t for t in pages.values()) >= 5, 'the pages with equations have no MathML'
+    assert [n for n, t in pages.items() if 'katex' in t.lower() or 'class="math' in t] == []

@@ -12,7 +12,7 @@ def page_name(nb):
 
 
 def test_page_names_differ():
-    names = Counter(page_name(nb) for nb in NBS.glob('*.ipynb'))
+    names = Counter(page_name(nb) for nb in NBS.rglob('*.ipynb') if '.ipynb_checkpoints' not in nb.parts)
     assert [n for n, k in names.items() if k > 1] == []
 
 

@@ -56,6 +56,18 @@ def write_files(folder, files:dict):
         (Path(folder)/name).parent.mkdir(parents=True, exist_ok=True)
         (Path(folder)/name).write_bytes(data)
 
+_MATH = re.compile(r'<span class="math (inline|display)">\\[(\[](.*?)\\[)\]]</span>', re.S)
+_KATEX = re.compile(r'<link[^>]*katex[^>]*>|<script[^>]*katex[^>]*></script>')
+
+def mathml(html:str):
+    "`html` with its TeX maths as MathML, which browsers draw with no script or network, and no KaTeX links"
+    from html import unescape
+    from latex2mathml.converter import convert
+    def _one(m):
+        try: return convert(unescape(m[2]), display='block' if m[1] == 'display' else 'inline')
+        except Exception: return m[0]  # TeX latex2mathml cannot read stays as written
+    return _KATEX.sub('', _MATH.sub(_one, html))
+
 _QUARTO_ONLY = ('format commonmark is not built', 'format.html.keep-md is ignored', 'output-file is not read')
 
 def render_docs(proc=None, dest=None, quiet:bool=True):
@@ -67,7 +79,7 @@ def render_docs(proc=None, dest=None, quiet:bool=True):
     site.build()
     for page in site.pages.values():
         f = site.out/page.out
-        html, files = extract_images(f.read_text(), f.stem)
+        html, files = extract_images(mathml(f.read_text()), f.stem)
         f.write_text(html)
         write_files(f.parent, files)
     site.warnings = [w for w in site.warnings if not any(q in w for q in _QUARTO_ONLY)]
