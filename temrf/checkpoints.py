@@ -26,7 +26,8 @@ _ALLOWED = {('collections', 'OrderedDict'), ('builtins', 'set'), ('builtins', 'f
             ('torch._utils', '_rebuild_tensor'), ('torch._utils', '_rebuild_tensor_v2'), ('torch._utils', '_rebuild_parameter'),
             ('torch._utils', '_rebuild_parameter_with_state'), ('torch._tensor', '_rebuild_from_type_v2'),
             ('torch.nn.modules.conv', 'Conv2d'), ('torch.nn.modules.batchnorm', 'BatchNorm2d'), ('torch.nn.modules.activation', 'ReLU'),
-            ('torch.nn.modules.pooling', 'MaxPool2d'), ('torch.nn.modules.pooling', 'AvgPool2d'), ('torch.nn.modules.upsampling', 'Upsample'),
+            ('torch.nn.modules.pooling', 'MaxPool2d'), ('torch.nn.modules.pooling', 'AvgPool2d'),
+            ('torch.nn.modules.upsampling', 'Upsample'),
             ('torch.nn.modules.container', 'ModuleList'), ('torch.nn.modules.container', 'Sequential')}  # exact pairs, no prefixes
 
 def _thnn_backend(*args): return None

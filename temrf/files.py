@@ -35,7 +35,8 @@ def to_grey(a, samples_axis, file):
     a = np.moveaxis(a, samples_axis, -1)
     if a.shape[-1] in (2, 4): a = a[..., :-1]
     if (a != a[..., :1]).any():
-        raise ValueError(f"{file} is a colour image; save it as greyscale (a stack of 3 or 4 images saved as RGB: tifffile.imwrite(..., photometric='minisblack'))")
+        raise ValueError(f"{file} is a colour image; save it as greyscale (a stack of 3 or 4 images saved as RGB: "
+                         f"tifffile.imwrite(..., photometric='minisblack'))")
     return a[..., 0]
 
 # %% ../nbs/api/00a_files.ipynb #3290aa1c
@@ -54,7 +55,8 @@ def h5_dataset(f, key, file, fix="pass the right key, e.g. images_key=..."):
     "Dataset `key` of open HDF5 file `f`, or a one-line error ending in `fix`"
     obj = f.get(key)
     if isinstance(obj, h5py.Group):
-        raise ValueError(f"{file}: {key!r} is a group, not a dataset (it holds {list(obj.keys())[:5]}); store the array itself under {key!r}")
+        raise ValueError(f"{file}: {key!r} is a group, not a dataset (it holds {list(obj.keys())[:5]}); store the array itself "
+                         f"under {key!r}")
     if not isinstance(obj, h5py.Dataset): raise ValueError(f"{file} has no dataset {key!r}; keys present: {list(f.keys())}; {fix}")
     return obj
 
@@ -94,7 +96,8 @@ def nm_per_unit(unit, file='the file'):
     if u in NO_UNITS: return None
     if u in UNITS_NM: return UNITS_NM[u]
     if '1/' in u.replace(' ', '') or '^-1' in u or '⁻¹' in u:
-        raise ValueError(f"{file} is calibrated in reciprocal units ({unit}): a diffraction pattern or FFT, not a micrograph; give a real-space image (or pixel_nm=... if the calibration is wrong)")
+        raise ValueError(f"{file} is calibrated in reciprocal units ({unit}): a diffraction pattern or FFT, not a micrograph; "
+                         f"give a real-space image (or pixel_nm=... if the calibration is wrong)")
     raise ValueError(f"{file} has image axes in unknown units {unit!r}; give the pixel size with --pixel-size NM (pixel_nm=...)")
 
 # %% ../nbs/api/00a_files.ipynb #efb5802d
@@ -106,7 +109,8 @@ def pixel_nm_from(scales, units, file='the file'):
     try: size = tuple(abs(float(s)) * k for s, k in zip(scales, per))  # a negative scale is a flipped axis (DigitalMicrograph)
     except (TypeError, ValueError): size = tuple(scales)
     if not all(isinstance(v, float) and np.isfinite(v) and v > 0 for v in size):
-        raise ValueError(f"{file} gives a pixel size of {size} nm, not a positive number; give the pixel size with --pixel-size NM (pixel_nm=...)")
+        raise ValueError(f"{file} gives a pixel size of {size} nm, not a positive number; give the pixel size with --pixel-size "
+                         f"NM (pixel_nm=...)")
     return size
 
 # %% ../nbs/api/00a_files.ipynb #f4d08584
@@ -116,10 +120,12 @@ def square_pixels(data, size, file='the file', resample=False):
     if abs(py - px) <= 1e-3 * max(py, px): return data, (py + px) / 2, {}
     fine = min(py, px)
     if not resample:
-        raise ValueError(f"{file} has non-square pixels ({py:.4g} nm high, {px:.4g} nm wide); pass --resample (resample=True) to resample it to square {fine:.4g} nm pixels, or --pixel-size NM if the calibration is wrong")
+        raise ValueError(f"{file} has non-square pixels ({py:.4g} nm high, {px:.4g} nm wide); pass --resample (resample=True) to "
+                         f"resample it to square {fine:.4g} nm pixels, or --pixel-size NM if the calibration is wrong")
     zoom = (1,) * (data.ndim - 2) + (py / fine, px / fine)
     out = scipy.ndimage.zoom(np.asarray(data, np.float32), zoom, order=1, mode='nearest', grid_mode=True)
-    return out, fine, dict(resampled=f"non-square {py:.4g} x {px:.4g} nm pixels (y x) resampled to square {fine:.4g} nm pixels, {data.shape[-2:]} -> {out.shape[-2:]} (linear)")
+    return out, fine, dict(resampled=f"non-square {py:.4g} x {px:.4g} nm pixels (y x) resampled to square {fine:.4g} nm pixels, "
+                                     f"{data.shape[-2:]} -> {out.shape[-2:]} (linear)")
 
 # %% ../nbs/api/00a_files.ipynb #8feb7f3a
 class Micrograph(NamedTuple):
@@ -140,7 +146,8 @@ def require_pixel_nm(m):
 def _check_images(a, file):
     "`a`, checked to be a real-valued image (H,W) or stack (N,H,W)"
     if a.dtype.names: raise ValueError(f"{file} is a colour (RGB) image; save it as greyscale")
-    if a.dtype.kind == 'c': raise ValueError(f"{file} holds complex values (an FFT or exit wave?); give a real-valued image, e.g. its modulus")
+    if a.dtype.kind == 'c': raise ValueError(f"{file} holds complex values (an FFT or exit wave?); give a real-valued image, e.g. "
+                                             f"its modulus")
     if a.dtype.kind not in 'biuf': raise TypeError(f"{file} holds {a.dtype} values; give an image of numbers")
     if a.ndim not in (2, 3) or 0 in a.shape:
         raise ValueError(f"{file} holds an array of shape {a.shape}; temrf reads one image (H, W) or a stack (N, H, W)")
@@ -184,7 +191,8 @@ class _FrameWriter:
         if a.ndim != 2: raise ValueError(f"a frame must be one 2D image (H, W), got shape {a.shape}; write stacks frame by frame")
         if self.kind is None: self.kind = (a.shape, a.dtype)
         if (a.shape, a.dtype) != self.kind:
-            raise ValueError(f"frame {self.n} is {a.shape} {a.dtype}, the stack is {self.kind[0]} {self.kind[1]}; write frames of one shape and type")
+            raise ValueError(f"frame {self.n} is {a.shape} {a.dtype}, the stack is {self.kind[0]} {self.kind[1]}; write frames of "
+                             f"one shape and type")
         self.tw.write(a, contiguous=True, **self.kw)
         self.n += 1
 
@@ -252,7 +260,8 @@ def _image_series(tf):
 def _mixed(series, file):
     "A one-line error for TIFF `series` that differ in size or type"
     sizes = ', '.join(sorted({'x'.join(map(str, s.shape)) + f' {s.dtype}' for s in series}))
-    return ValueError(f"{file} holds {len(series)} images of different sizes or types ({sizes}); temrf reads one image or a stack of one size: save them as separate files")
+    return ValueError(f"{file} holds {len(series)} images of different sizes or types ({sizes}); temrf reads one image or a stack "
+                      f"of one size: save them as separate files")
 
 def _read_tiff(file, mmap=True):
     "Pixels, raw (y, x) scales, units and notes of the TIFF `file`"
@@ -286,7 +295,8 @@ def _h5_images(f, file):
     if 'images' in f: return h5_dataset(f, 'images', file, "store the images under 'images'")  # a group of that name is named
     names = [k for k, v in f.items() if isinstance(v, h5py.Dataset)]
     if len(names) == 1 and names[0] != 'labels': return f[names[0]]
-    raise ValueError(f"{file} has no dataset 'images' (keys present: {list(f.keys())}); give the images file of a pair, or store the images under 'images'")
+    raise ValueError(f"{file} has no dataset 'images' (keys present: {list(f.keys())}); give the images file of a pair, or store "
+                     f"the images under 'images'")
 
 def _read_h5(file, mmap=True):
     "The images of the HDF5 `file` and its `pixel_nm` attribute"
@@ -301,7 +311,8 @@ def _read_h5(file, mmap=True):
     meta = dict(format='HDF5', key=key, memmap=isinstance(a, np.memmap))
     if px is not None and not (isinstance(px, (int, float)) and not isinstance(px, bool) and np.isfinite(px) and px > 0):
         scales = units = None  # a sign here is an error, not a flipped axis
-        meta['bad_calibration'] = f"{file} has pixel_nm={px!r} in its attributes, not a positive number of nm; give the pixel size with --pixel-size NM (pixel_nm=...)"
+        meta['bad_calibration'] = (f"{file} has pixel_nm={px!r} in its attributes, not a positive number of nm; "
+                                   "give the pixel size with --pixel-size NM (pixel_nm=...)")
     return a, scales, units, meta
 
 # %% ../nbs/api/00a_files.ipynb #11f8b990
@@ -311,7 +322,8 @@ RSCIIO_FORMATS = {'.dm3': ('digitalmicrograph', 'DM3'), '.dm4': ('digitalmicrogr
 def _rsciio_reader(suffix):
     "RosettaSciIO's `file_reader` for files with `suffix`"
     try: return importlib.import_module(f'rsciio.{RSCIIO_FORMATS[suffix][0]}').file_reader
-    except ImportError: raise ImportError(f'reading {suffix} files needs RosettaSciIO; install it with pip install "temrf[files]"') from None
+    except ImportError: raise ImportError(f'reading {suffix} files needs RosettaSciIO; install it with pip install '
+                                          f'"temrf[files]"') from None
 
 # %% ../nbs/api/00a_files.ipynb #74e1c3c2
 def _is_image(s):
@@ -323,7 +335,8 @@ def _is_image(s):
 def _describe(s):
     "A few words on the RosettaSciIO signal `s` for an error message"
     nsig = sum(not a.get('navigate', False) for a in s['axes'])
-    return f"{s.get('metadata', {}).get('General', {}).get('title') or 'untitled'!r}: {nsig}D signal {tuple(s['data'].shape)} {s['data'].dtype}"
+    title = s.get('metadata', {}).get('General', {}).get('title') or 'untitled'
+    return f"{title!r}: {nsig}D signal {tuple(s['data'].shape)} {s['data'].dtype}"
 
 def _pick_image(signals, file):
     "Index of the first image or stack among `signals`, else an error"
@@ -382,9 +395,13 @@ def _calibrate(file, data, scales, units, pixel_nm, resample):
         return data, pixel_size(pixel_nm), dict(pixel_source='given', file_pixel_nm=own)
     size = pixel_nm_from(scales, units, file)
     if size is None: return data, None, dict(pixel_source=None)
-    if max(size) > 1e6: raise ValueError(f"{file} gives {max(size):.4g} nm pixels, more than 1 mm: not a micrograph's calibration (a diffraction pattern read without its metadata?); give the pixel size with --pixel-size NM (pixel_nm=...)")
+    if max(size) > 1e6: raise ValueError(f"{file} gives {max(size):.4g} nm pixels, more than 1 mm: not a micrograph's calibration "
+                                         f"(a diffraction pattern read without its metadata?); "
+                                         "give the pixel size with --pixel-size NM (pixel_nm=...)")
     try: pixel_size(min(size))  # the pixel after squaring, which keeps the finer size
-    except ValueError: raise ValueError(f"{file} gives {'x'.join(f'{v:.4g}' for v in size)} nm pixels, outside the {PIXEL_RANGE_NM[0]:g}-{PIXEL_RANGE_NM[1]:g} nm of TEM micrographs; give the pixel size with --pixel-size NM (pixel_nm=...)") from None
+    except ValueError: raise ValueError(f"{file} gives {'x'.join(f'{v:.4g}' for v in size)} nm pixels, outside the "
+                                        f"{PIXEL_RANGE_NM[0]:g}-{PIXEL_RANGE_NM[1]:g} nm of TEM micrographs; "
+                                        "give the pixel size with --pixel-size NM (pixel_nm=...)") from None
     data, px, notes = square_pixels(data, size, file, resample)
     return data, px, dict(notes, pixel_source='file', file_pixel_nm=size)
 
@@ -415,16 +432,19 @@ def from_signal(images, pixel_nm=None, name='the signal'):
     data, size = np.asarray(images.data), pixel_nm_from(scales, units, name)
     if size is None: return data, pixel_nm
     if abs(size[0] - size[1]) > 1e-3*max(size):
-        raise ValueError(f"{name} has non-square pixels ({size[0]:.4g} nm high, {size[1]:.4g} nm wide); resample it to square pixels first (temrf.files.square_pixels)")
+        raise ValueError(f"{name} has non-square pixels ({size[0]:.4g} nm high, {size[1]:.4g} nm wide); resample it to square "
+                         f"pixels first (temrf.files.square_pixels)")
     own = _calibrate(name, data, scales, units, None, False)[1]
     if pixel_nm is not None and abs(pixel_size(pixel_nm)/own - 1) > 0.02:
-        raise ValueError(f"pixel_nm={pixel_size(pixel_nm):g} disagrees with {name}'s calibration, {own:.4g} nm per pixel from its axes; leave pixel_nm out, or fix the axes (s.axes_manager)")
+        raise ValueError(f"pixel_nm={pixel_size(pixel_nm):g} disagrees with {name}'s calibration, {own:.4g} nm per pixel from its "
+                         f"axes; leave pixel_nm out, or fix the axes (s.axes_manager)")
     return data, own
 
 # %% ../nbs/api/00a_files.ipynb #0d8eb0c1
 def load_h5_pair(images_file, labels_file, images_key='images', labels_key='labels'):
     "Images and 0/1 uint8 labels (N,H,W) from the study's two HDF5 files"
-    return check_pair(_read_h5_key(images_file, images_key), _read_h5_key(labels_file, labels_key), (str(images_file), str(labels_file)), empty=False)
+    return check_pair(_read_h5_key(images_file, images_key), _read_h5_key(labels_file, labels_key),
+                      (str(images_file), str(labels_file)), empty=False)
 
 # %% ../nbs/api/00a_files.ipynb #62879f17
 def _encode_attrs(attrs):
@@ -489,4 +509,5 @@ def load_pair(images_file, labels_file, **kwargs):
     s = [Path(f).suffix.lower() for f in (images_file, labels_file)]
     if all(x in H5_SUFFIXES for x in s): return load_h5_pair(images_file, labels_file, **kwargs)
     if all(x in IMAGE_SUFFIXES for x in s) and not kwargs: return load_tiff_pair(images_file, labels_file)
-    raise ValueError(f"cannot read the pair ({s[0]!r}, {s[1]!r}); use two HDF5 files {H5_SUFFIXES} or TIFF/PNG files {IMAGE_SUFFIXES} (keys only for HDF5)")
+    raise ValueError(f"cannot read the pair ({s[0]!r}, {s[1]!r}); use two HDF5 files {H5_SUFFIXES} or TIFF/PNG files "
+                     f"{IMAGE_SUFFIXES} (keys only for HDF5)")

@@ -19,7 +19,7 @@ from .preprocess import prepare
 from .model import model_kind, save_weights
 from .shipped import pretrained, torch_device
 from .files import read_image_file, read_micrograph
-from .infer import frame_probs, rescale_factor
+from .infer import frame_probs, resamples, rescale_factor
 
 # %% ../nbs/16d_finetune.ipynb #16c3c6ad
 def read_mask(mask, name='the mask'):
@@ -34,7 +34,8 @@ def read_mask(mask, name='the mask'):
     if a.ndim == 3 and a.shape[-1] in (3, 4) and (a[..., :3] == a[..., :1]).all(): a = a[..., 0]  # a grey PNG saved as RGB
     if a.ndim != 2: raise ValueError(f"{name} has shape {a.shape}; give one 2D mask per image")
     check_finite(a, name)
-    if a.dtype.kind == 'f' and (a != np.round(a)).any(): raise ValueError(f"{name} holds fractional values; give 0/1, 0/255 or integer labels")
+    if a.dtype.kind == 'f' and (a != np.round(a)).any():
+        raise ValueError(f"{name} holds fractional values; give 0/1, 0/255 or integer labels")
     if (a < 0).any(): raise ValueError(f"{name} holds negative values; give 0/1, 0/255 or integer labels (0 = background)")
     m = (a > 0).astype(np.uint8)
     if not m.any(): raise ValueError(f"{name} marks no particle; label at least one particle (values > 0)")
@@ -55,13 +56,15 @@ def model_scale_pair(model, img, mask, pixel_nm=None, max_rescale=20, i=0):
     "Prepared image and 0/1 mask of input `i` at `model`'s pixel size"
     x, px, name = _image(img, pixel_nm, i)
     y = read_mask(mask, f'the mask of {name}')
-    if y.shape != x.shape: raise ValueError(f"the mask of {name} is {y.shape[0]}x{y.shape[1]} px, the image {x.shape[0]}x{x.shape[1]}; give a mask of the image's size")
+    if y.shape != x.shape: raise ValueError(f"the mask of {name} is {y.shape[0]}x{y.shape[1]} px, the image "
+                                            f"{x.shape[0]}x{x.shape[1]}; give a mask of the image's size")
     info = model.info
     x = prepare(x, model_kind(model), True, info.get('prep', 'standardize'), flatten=model_kind(model) == 'lr')  # as `segment` sees it
     f = rescale_factor(model, px, max_rescale, name)
-    if abs(f - 1) > 0.02:
+    if resamples(f):
         shape = tuple(max(1, round(s*f)) for s in x.shape)
-        x, y = resize(x, shape, order=1, anti_aliasing=f < 1).astype(np.float32), resize(y, shape, order=0, anti_aliasing=False).astype(np.uint8)
+        x = resize(x, shape, order=1, anti_aliasing=f < 1).astype(np.float32)
+        y = resize(y, shape, order=0, anti_aliasing=False).astype(np.uint8)
     return x, y, px
 
 # %% ../nbs/16d_finetune.ipynb #e023da79
@@ -140,7 +143,7 @@ def tune_steps(model, train, held, steps=150, lr=1e-3, bs=4, every=25, seed=0, d
     return model, dict(heldout_before=before, heldout_after=score, kept='fine-tuned' if score > before else 'starting', history=history)
 
 def run_steps(gen, total=0):
-    "Run generator `gen` to its end (a progress bar of `total` steps); its return value"
+    "Run generator `gen` to its end (a bar of `total` steps); its value"
     out = []
     def body(): out.append((yield from gen))
     for _ in progress_bar(body(), total=total, leave=False) if total else body(): pass
@@ -174,9 +177,11 @@ def finetune_job(images, labels, model='hr-au', pixel_nm=None, out=None, steps=1
     "Everything `finetune` checks and prepares before it trains"
     images, labels = list(images), list(labels)
     if not images: raise ValueError("no images given; give at least one image and its mask")
-    if len(images) != len(labels): raise ValueError(f"{len(images)} images but {len(labels)} masks; give one mask per image, in the same order")
+    if len(images) != len(labels): raise ValueError(f"{len(images)} images but {len(labels)} masks; give one mask per image, in "
+                                                    f"the same order")
     steps, out = whole(steps, 'steps'), None if out is None else _check_out(out, overwrite)
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr < 1): raise ValueError(f"lr={lr!r} must be a learning rate between 0 and 1 (e.g. 1e-3)")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr < 1):
+        raise ValueError(f"lr={lr!r} must be a learning rate between 0 and 1 (e.g. 1e-3)")
     net = pretrained(model, device)
     pairs = [model_scale_pair(net, im, lb, pixel_nm, max_rescale, i) for i, (im, lb) in enumerate(zip(images, labels))]
     train, held = split_pairs([p[:2] for p in pairs])
@@ -189,7 +194,8 @@ def finetune_job(images, labels, model='hr-au', pixel_nm=None, out=None, steps=1
 def finetune_steps(job):
     "Fine-tune `job`, yielding each step; returns (model, record), saved"
     net, rec, out, t = job['net'], dict(job['rec']), job['out'], time.time()
-    net, rep = yield from tune_steps(net, job['train'], job['held'], rec['steps'], rec['lr'], seed=rec['seed'], dev=next(net.parameters()).device)
+    net, rep = yield from tune_steps(net, job['train'], job['held'], rec['steps'], rec['lr'], seed=rec['seed'],
+                                     dev=next(net.parameters()).device)
     rec.update(time_s=round(time.time() - t, 1), **rep)
     net.info = dict(net.info, name=str(out) if out else f"{net.info.get('name')} fine-tuned", recipe=f"temrf finetune of {rec['init']}")
     if out is not None: _write(out, net, rec)
@@ -213,11 +219,13 @@ def finetune_cmd(images:list, # images to learn from (.tif, .npy, .h5, .dm3/.dm4
                  max_rescale:float=20., # largest resampling to the model's pixel size
                  overwrite:bool=False, # replace an earlier fine-tune folder at --out
                  quiet:bool=False): # no progress bar
-    "Fine-tune a model on your labelled images; keep it only where it scores better"
+    "Fine-tune a model on your labelled images; keep it where it scores better"
     if not labels: raise ValueError("no masks given: give one with --labels for each image, in the same order")
-    _, rec = finetune(images, labels, model, pixel_nm, out, steps, lr, device=device, max_rescale=max_rescale, overwrite=overwrite, progress=not quiet)
+    _, rec = finetune(images, labels, model, pixel_nm, out, steps, lr, device=device, max_rescale=max_rescale, overwrite=overwrite,
+                      progress=not quiet)
     if not all(rec['calibrated']) and pixel_nm is None:
-        print(f"temrf finetune: notice: images without calibration taken at the model's own {rec['pixel_nm']:g} nm/px; give --pixel-size NM")
+        print(f"temrf finetune: notice: images without calibration taken at the model's own {rec['pixel_nm']:g} nm/px; give "
+              f"--pixel-size NM")
     print(f"held-out dice {rec['heldout_before']:.3f} (starting model {model}) -> {rec['heldout_after']:.3f} after {rec['steps']} steps "
           f"in {rec['time_s']:.0f} s: kept the {rec['kept']} model in {out}")
     return out

@@ -24,7 +24,8 @@ def check_image(img, name='image', min_side=1):
     img = np.asarray(img)
     if img.ndim != 2:
         raise ValueError(f"{name} must be one 2D image (H, W), got shape {img.shape}; pass a single image, e.g. images[0]")
-    if min(img.shape) < min_side: raise ValueError(f"{name} is {img.shape[0]}x{img.shape[1]} px; an image needs at least {min_side} px a side")
+    if min(img.shape) < min_side: raise ValueError(f"{name} is {img.shape[0]}x{img.shape[1]} px; an image needs at least "
+                                                   f"{min_side} px a side")
     return check_finite(img, name)
 
 # %% ../nbs/api/00_io.ipynb #8c761c3b
@@ -72,7 +73,8 @@ def check_pair(images, labels, names=('images', 'labels'), empty=True):
     "(`images`, 0/1 uint8 `labels`) as checked stacks of the same shape"
     images, labels = as_stack(images, names[0]), binary_labels(as_stack(labels, names[1]), names[1])
     if images.shape != labels.shape:
-        raise ValueError(f"{names[0]} {images.shape} and {names[1]} {labels.shape} differ in shape; each image needs a label mask of its size")
+        raise ValueError(f"{names[0]} {images.shape} and {names[1]} {labels.shape} differ in shape; each image needs a label mask "
+                         f"of its size")
     if not (empty or len(images)):
         raise ValueError(f"{names[0]} and {names[1]} hold no images (shape {images.shape}); give at least one image and its labels")
     return images, labels
@@ -197,7 +199,8 @@ def check_out_dir(path, name='out'):
     for q in (p, *p.parents):
         if not q.exists(): continue
         if not q.is_dir(): raise NotADirectoryError(f"{name} {str(p)!r} cannot be made: {q} is a file; choose another folder")
-        if not os.access(q, os.W_OK | os.X_OK): raise PermissionError(f"{name} {str(p)!r} cannot be written ({q} is read-only); choose another folder")
+        if not os.access(q, os.W_OK | os.X_OK):
+            raise PermissionError(f"{name} {str(p)!r} cannot be written ({q} is read-only); choose another folder")
         return p
     return p
 

@@ -32,7 +32,8 @@ SCALE_BAR = (slice(465, 500), slice(10, 111))  # the soot image's burned-in scal
 def real_data_dir(folder=None):
     "The folder of temrf's real micrographs: `folder`, or `$TEMRF_REALDATA`"
     f = folder or os.environ.get('TEMRF_REALDATA')
-    if not f: raise FileNotFoundError("no folder of real micrographs given: pass one (temrf's repository keeps them in realdata/) or set TEMRF_REALDATA")
+    if not f: raise FileNotFoundError("no folder of real micrographs given: pass one (temrf's repository keeps them in realdata/) "
+                                      "or set TEMRF_REALDATA")
     f = Path(f).expanduser()
     missing = sorted({v[0] for v in REAL_SETS.values()} - {p.name for p in f.glob('*.npz')}) if f.is_dir() else ['the folder']
     if missing: raise FileNotFoundError(f"{f} lacks {', '.join(missing)}; copy temrf's realdata/ folder there")

@@ -42,7 +42,7 @@ LR_SEEDS = range(20000, 20160)  # the fields of lr-au's training set
 LR_SPEC = dict(n_blocks=2, pools=(4, 4), epochs=3, bs=8, lr=1e-2, one_cycle=True, patch=512, seed=752)
 
 def build_set(folder, field, seeds, kind='lr', jobs=2):
-    "Simulate `field(seed)` for `seeds` into an HDF5 pair in `folder`; the patch count"
+    "Simulate `field(seed)` for `seeds` as an HDF5 pair in `folder`; count"
     with Pool(jobs) as pool: patches = [p for ps in pool.map(field, seeds, chunksize=1) for p in ps]
     imgs, lbls = map(np.stack, zip(*patches))
     save_h5_pair(imgs, lbls, Path(folder)/f'{kind}_recipe_Images.h5', Path(folder)/f'{kind}_recipe_Labels.h5',
@@ -73,7 +73,7 @@ def wide_lr_knobs(rng):
     return d_nm, _visible(kw, d_px, 1 - np.exp(-d_nm/kw['mfp_au_nm']), counts)
 
 def _visible(kw, d_px, c, counts):
-    "`kw` with the support's texture and the noise kept below particle contrast `c`"
+    "`kw` with support texture and noise kept below particle contrast `c`"
     tex = kw['support_nm']*(kw['grain'] + kw['support_var'])/LR_DEFAULTS['mfp_c_nm']  # the support's own contrast
     if tex > c/2: kw.update(grain=kw['grain']*c/2/tex, support_var=kw['support_var']*c/2/tex)
     counts = max(counts, 25/(c**2*np.pi/4*d_px**2))  # a particle 5 noise sigmas from its background
@@ -113,7 +113,8 @@ def burn_annotations(x, rng):
     label = f"{int(rng.choice([2, 5, 10, 20, 50, 100, 200]))} {rng.choice(['nm', 'nm', 'µm'])}"
     d.text((x0, y0 - size - 6), label, fill=fg, font=font)
     if rng.random() < .5:
-        d.text((int(rng.integers(4, 20)), int(rng.integers(4, 20))), rng.choice(list('abcdefgh')) + rng.choice(['', ')']), fill=fg, font=font)
+        d.text((int(rng.integers(4, 20)), int(rng.integers(4, 20))), rng.choice(list('abcdefgh')) + rng.choice(['', ')']), fill=fg,
+               font=font)
     return np.asarray(img, np.float32)/255
 
 # %% ../nbs/16c_recipes.ipynb #afba5816
@@ -162,7 +163,8 @@ def hr_recipe_field(seed, holes=False, onions=False, absorb=False):
     d, kw = hr_knobs(rng)
     if holes: kw.update(holes=rng.uniform(.15, .5), **({'coverage': 0.} if rng.random() < .25 else {}))  # vacuum in the support
     if onions:  # soot: carbon onions, alone (40%) or beside particles, on carbon or over holes
-        kw.update(onions=rng.uniform(.25, .8), holes=rng.uniform(0, .5) if rng.random() < .5 else 0., **({'coverage': 0.} if rng.random() < .4 else {}))
+        kw.update(onions=rng.uniform(.25, .8), holes=rng.uniform(0, .5) if rng.random() < .5 else 0.,
+                  **({'coverage': 0.} if rng.random() < .4 else {}))
     if absorb: kw['absorption_nm'] = float(np.exp(rng.uniform(np.log(30), np.log(200))))  # thick carbon darker than vacuum
     size = 1024 if d >= 5 else 512
     if kw['coverage'] == 0: d = min(d, 4.)
@@ -196,7 +198,7 @@ def build_hr_set(folder, stages, jobs=2, n=None):
     return build_set(folder, _hr_job, [(s, st) for st in stages for s in list(HR_STAGES[st][0])[:n]], 'hr', jobs)
 
 def train_hr(root, n=None):
-    "Build `hr-au`'s training sets under `root` and train it in steps; the last record"
+    "Build `hr-au`'s training sets under `root`, train it; the last record"
     init, rec = None, None
     for stages, train in HR_TRAINING:
         data = Path(root)/'-'.join(stages)
