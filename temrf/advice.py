@@ -63,7 +63,12 @@ def _advice_mask(x, labels, shape, regime, pixel_nm, model=None, progress=False)
                                                       f"(--labels)")
     return mask, source
 
-def suggest_rf(images, pixel_nm=None, labels=None, model=None, patch=512, progress=False):
+def suggest_rf(images, # an image (H,W), a stack (N,H,W) or a HyperSpy signal
+               pixel_nm=None, # nm per pixel (None: the signal's)
+               labels=None, # 0/1 masks of `images`; None: segmented with `model`
+               model=None, # the model that segments when there are no labels (None: by pixel size)
+               patch=512, # training patch size in px: architectures must fit it
+               progress=False): # a progress bar while segmenting
     "The RF `images` need, the architectures reaching it, and why"
     images, pixel_nm = from_signal(images, pixel_nm)  # a HyperSpy signal's pixel size from its axes
     if labels is not None: labels = from_signal(labels)[0]

@@ -406,7 +406,10 @@ def _calibrate(file, data, scales, units, pixel_nm, resample):
     return data, px, dict(notes, pixel_source='file', file_pixel_nm=size)
 
 # %% ../nbs/api/00a_files.ipynb #4efdc188
-def read_micrograph(path, pixel_nm=None, resample=False, mmap=True):
+def read_micrograph(path, # .tif, .npy, .h5, .dm3/.dm4, .emd, .ser or .mrc
+                    pixel_nm=None, # nm per pixel, where the file has no calibration (or it is wrong)
+                    resample=False, # resample non-square pixels to square ones
+                    mmap=True): # memory-map the pixels where the format allows
     "The image or stack in `path` as a `Micrograph`, pixel size in nm"
     p = Path(path)
     sfx = p.suffix.lower()

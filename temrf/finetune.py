@@ -201,8 +201,18 @@ def finetune_steps(job):
     if out is not None: _write(out, net, rec)
     return net, rec
 
-def finetune(images, labels, model='hr-au', pixel_nm=None, out=None, steps=150, lr=1e-3, seed=0, device=None,
-             max_rescale=20, overwrite=False, progress=True):
+def finetune(images, # image files or arrays (H,W) to learn from
+             labels, # one mask per image: files or arrays, 0/1, 0/255 or instance labels
+             model='hr-au', # the starting model: shipped name, run or fine-tune folder, model file
+             pixel_nm=None, # nm per pixel (None: each file's calibration, else the model's own)
+             out=None, # folder for the fine-tuned model (None: not saved)
+             steps=150, # training steps of 4 crops
+             lr=1e-3, # Adam's learning rate
+             seed=0, # seed of the crops and their order
+             device=None, # 'cpu' or 'cuda' (None: a GPU when there is one)
+             max_rescale=20, # largest resampling to the model's pixel size
+             overwrite=False, # replace an earlier fine-tune folder at `out`
+             progress=True): # a progress bar over the steps
     "Fine-tune `model` on labelled `images`; (model, record), saved to `out`"
     job = finetune_job(images, labels, model, pixel_nm, out, steps, lr, seed, device, max_rescale, overwrite)
     return run_steps(finetune_steps(job), job['rec']['steps'] if progress else 0)

@@ -148,8 +148,19 @@ def _tta(model, x, tile, batch_size, max_pixels, dev):
                                                     dev), k, True)
     return acc/8
 
-def segment(model, images, pixel_nm=None, tile=None, batch_size=None, device=None, progress=True, xrays=True, max_pixels=2048**2,
-            max_rescale=20, graphitic=False, tta=False, flatten=None):
+def segment(model, # a shipped name ('hr-au', 'lr-au'), run folder, model file or loaded ResUNet
+            images, # one image (H,W), a stack (N,H,W) or a HyperSpy signal
+            pixel_nm=None, # nm per pixel (None: the signal's, or the model's own; lr models estimate one)
+            tile=None, # tile side in px (None: whole frames up to `max_pixels`)
+            batch_size=None, # tiles per forward pass (None: 1 on a CPU, 8 on a GPU)
+            device=None, # 'cpu' or 'cuda' (None: the model's device)
+            progress=True, # a progress bar over the frames of a stack
+            xrays=True, # remove X-ray spikes first, as training did
+            max_pixels=2048**2, # largest frame segmented in one pass
+            max_rescale=20, # largest resampling to the model's pixel size, either way
+            graphitic=False, # keep what shows graphite's fringes (high-resolution models drop it)
+            tta=False, # average over the 8 flips and rotations (8x the time)
+            flatten=None): # even out the illumination (None: for low-resolution models)
     "Class-1 probabilities of `model` on an image, stack or signal"
     images, pixel_nm = from_signal(images, pixel_nm)  # a signal's pixel size from its axes
     if isinstance(model, (str, Path)): model = pretrained(model, device)

@@ -65,7 +65,11 @@ def _min_distance_px(regions, pixel_nm, diameter_nm=None, min_area_px=20):
     return 0.5*np.sqrt(4*np.median(areas)/np.pi) if len(areas) else 1
 
 # %% ../nbs/13a_particles.ipynb #77718eae
-def measure(mask, pixel_nm=None, split=False, min_area_px=20, diameter_nm=None):
+def measure(mask, # a 0/1 mask (H,W) or stack (N,H,W), or a HyperSpy signal of one
+            pixel_nm=None, # nm per pixel (None: the signal's)
+            split=False, # split touching particles (watershed)
+            min_area_px=20, # smallest region counted, in px
+            diameter_nm=None): # expected particle diameter, spacing the watershed's seeds (None: from the regions)
     "Table of the particles of `mask`: size, shape and position in nm"
     mask, pixel_nm = from_signal(mask, pixel_nm)  # a signal's pixel size from its axes
     px, masks = pixel_size(pixel_nm), _as_masks(mask)

@@ -66,7 +66,12 @@ def _n_params(n_blocks, kernel=3):
     return count_params(ResUNet(Arch((2,)*n_blocks, kernel=kernel, n_blocks=n_blocks)))
 
 # %% ../nbs/04_rf.ipynb #66e7d3b6
-def rf_table(size=512, pixel_nm=None, kernel=3, n_blocks=(2, 3, 4), choices=(2, 4, 8), pool='max'):
+def rf_table(size=512, # patch size in px: which architectures fit and divide it
+             pixel_nm=None, # nm per pixel, for RFs in nm (None: px only)
+             kernel=3, # convolution kernel
+             n_blocks=(2, 3, 4), # residual blocks per arm (N) to tabulate
+             choices=(2, 4, 8), # pooling sizes per level
+             pool='max'): # 'max' or 'avg'
     "RF, parameters and fit of every pooling sequence (Supp. Table S1)"
     size = whole(size, 'size (the patch in px)', 8)
     archs = [Arch(p, pool=pool, kernel=kernel) for n in n_blocks for p in pool_sequences(n, choices)]
@@ -78,7 +83,11 @@ def rf_table(size=512, pixel_nm=None, kernel=3, n_blocks=(2, 3, 4), choices=(2, 
     return df
 
 # %% ../nbs/04_rf.ipynb #c3bd7d32
-def nearest_architectures(target_nm, pixel_nm, size=512, k=5, n_blocks=None):
+def nearest_architectures(target_nm, # the receptive field wanted, nm
+                          pixel_nm, # nm per pixel
+                          size=512, # patch size in px the architectures must fit
+                          k=5, # how many
+                          n_blocks=None): # only this N (None: any of 2, 3, 4)
     "The `k` fitting architectures whose RF is nearest `target_nm`"
     num = isinstance(target_nm, (int, float, np.integer, np.floating)) and not isinstance(target_nm, (bool, np.bool_))
     if not num: raise TypeError(f"`target_nm` must be a positive number of nm, got {target_nm!r}; e.g. nearest_architectures(2.5, 'hr')")

@@ -36,7 +36,8 @@ def _model_path(name):
         raise FileNotFoundError(f"{p} holds no model.pth: give a run folder written by temrf train")
     return p/'model.pth' if p.is_dir() else p
 
-def pretrained(name='hr-au', device=None):
+def pretrained(name='hr-au', # 'hr-au', 'lr-au', a run or fine-tune folder, or a model file
+               device=None): # 'cpu' or 'cuda' (None: a GPU when there is one)
     "A ready ResUNet: a shipped `name`, run folder or model file"
     path = _model_path(name)
     model = load_weights(path) if str(name) in SHIPPED else _load_any(path)

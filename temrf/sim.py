@@ -72,7 +72,14 @@ def _meta(p, labels, infos, contrast):
                 units='image: electron counts per pixel; pixel_nm: nm; dose: e/A^2; cs_um: um; other lengths: nm')
 
 # %% ../nbs/02c_sim.ipynb #96a66634
-def simulate_dataset(kind='hr', diameter_nm=5., n_images=4, size=512, seed=0, patch=512, progress=False, **physics):
+def simulate_dataset(kind='hr', # 'hr' (abTEM multislice) or 'lr' (amplitude contrast)
+                     diameter_nm=5., # mean particle diameter
+                     n_images=4, # number of fields
+                     size=512, # field side in px
+                     seed=0, # random seed: each field has its own stream from it
+                     patch=512, # training patch size, for the fields' layout
+                     progress=False, # a progress bar over the fields
+                     **physics): # any `sim_params` knob: pixel_nm, dose, support_nm, ...
     "Simulate `n_images` fields: (images float32, labels uint8, meta)"
     p = sim_params(kind, diameter_nm, n_images, size, seed, patch, **physics)
     if kind == 'hr': require_abtem()

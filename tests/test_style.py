@@ -1,7 +1,7 @@
 """House rules, checked on the source (AST): modules import only from notebooks before their own and no private
 names of another module; one-line docstrings of at most 75 characters; functions of at most 35 lines; lines of at
 most 140 characters; notebook summaries (the `>` line that becomes a module's docstring) of at most 100 characters."""
-import ast, json, re
+import ast, inspect, json, re
 from pathlib import Path
 
 import pytest
@@ -72,3 +72,20 @@ def test_the_rules_catch(tmp_path):
     n = next(functions(tree))
     assert n.end_lineno - n.lineno + 1 > 35 and len(ast.get_docstring(n)) > 75
     assert list(temrf_imports(ast.parse('from .io import _TMP\nfrom temrf.files import read_micrograph'))) == [(1, 'io', ['_TMP']), (2, 'files', ['read_micrograph'])]
+
+
+USER_FUNCTIONS = ('temrf.infer:segment', 'temrf.particles:measure', 'temrf.advice:suggest_rf', 'temrf.shipped:pretrained',
+                  'temrf.files:read_micrograph', 'temrf.sim:simulate_dataset', 'temrf.rf:rf_table', 'temrf.rf:nearest_architectures',
+                  'temrf.finetune:finetune')
+
+
+@pytest.mark.parametrize('target', USER_FUNCTIONS)
+def test_user_functions_document_every_parameter(target):
+    "The functions a user calls first say what each parameter is (docments, shown by show_doc and help)"
+    import importlib
+    from fastcore.docments import docments
+    mod, name = target.split(':')
+    f = getattr(importlib.import_module(mod), name)
+    params = [k for k, q in inspect.signature(f).parameters.items() if q.kind is not q.VAR_KEYWORD]  # docments skips **kwargs
+    d = docments(f, full=True)
+    assert [k for k in params if not d[k]['docment']] == []
