@@ -1,5 +1,7 @@
 """`temrf segment` and `temrf rf` end to end, as a microscopist runs them: calibrated files in, masks, particle tables
 and advice out; tiles agree with whole frames, and a stack streams frame by frame."""
+import re
+from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,4 +129,46 @@ def test_stale_temporaries_are_cleared(long_stack, tmp_path):
     stack = read_micrograph(long_stack).data[:2]
     save_tiff(tmp_path/'two.tif', stack, pixel_nm=0.1243)
     assert main(['segment', str(tmp_path/'two.tif'), '--model', 'lr-au', '--out', str(out), '--quiet']) == 0
-    assert not stale.exists() and _finals(out) == ['two_mask.tif'] and _temps(out) == []
+    assert not stale.exists() and _finals(out) == ['session.csv', 'two_mask.tif'] and _temps(out) == []
+
+
+def test_segment_folder_one_label_per_particle(lr, tmp_path, capsys):
+    "A folder of mixed files in, per-file masks and labels, particles.csv ids that are the label values, session.csv"
+    import tifffile
+    w, img, lbl, stack, *_ = lr
+    d = tmp_path/'session'; d.mkdir()
+    save_tiff(d/'a_field.tif', img[:512, :512], pixel_nm=0.1243)
+    np.save(d/'b_raw.npy', stack[0])
+    save_tiff(d/'c_stack.tif', stack[:2], pixel_nm=0.1243)
+    tifffile.imwrite(d/'a_field_mask.tif', (lbl[:512, :512] > 0).astype(np.uint8))  # a user's mask: not an input
+    (d/'notes.txt').write_text('beam current 2 nA')                                 # not an image: left out
+    out = tmp_path/'out'
+    assert main(['segment', str(d), '--model', 'lr-au', '--pixel-size', '0.1243', '--stats', '--split', '--out', str(out), '--quiet']) == 0
+    printed = capsys.readouterr()
+    assert '[1/3] a_field.tif' in printed.out and 'left out 1 file(s) named like masks' in printed.err
+    for stem in ('a_field', 'b_raw', 'c_stack'):
+        for kind in ('mask.tif', 'labels.tif', 'overlay.png', 'sizes.png'): assert (out/f'{stem}_{kind}').is_file(), (stem, kind)
+    t = pd.read_csv(out/'particles.csv')
+    for stem, g in t.groupby('file'):
+        labels = np.asarray(read_micrograph(out/f'{Path(stem).stem}_labels.tif').data)
+        labels = labels[None] if labels.ndim == 2 else labels
+        for (frame, ids) in g.groupby('frame').id:
+            assert sorted(ids) == list(range(1, labels[frame].max() + 1))  # every label value is one row, and back
+        r = g.iloc[0]
+        ys, xs = np.nonzero(labels[r.frame] == r.id)
+        assert len(ys)*0.1243**2 == pytest.approx(r.area_nm2) and ys.mean()*0.1243 == pytest.approx(r.centroid_y_nm)
+    s = pd.read_csv(out/'session.csv')
+    assert list(s.file) == ['a_field.tif', 'b_raw.npy', 'c_stack.tif'] and list(s.frames) == [1, 1, 2]
+    assert (s.model == 'lr-au').all() and (s.pixel_nm == 0.1243).all() and (s.whole_particles > 0).all()
+    assert {'median_ecd_nm', 'iqr_ecd_nm', 'particle_fraction'} <= set(s.columns)
+
+
+def test_segment_empty_result_says_so(tmp_path, capsys):
+    "An image without a whole particle: words, not 'median diameter nan nm'"
+    flat = np.random.default_rng(0).normal(1000, 5, (256, 256)).astype(np.float32)
+    save_tiff(tmp_path/'blank.tif', flat, pixel_nm=0.1243)
+    assert main(['segment', str(tmp_path/'blank.tif'), '--model', 'lr-au', '--stats', '--min-size', '3', '--out', str(tmp_path/'o'),
+                 '--quiet']) == 0
+    out = capsys.readouterr().out
+    assert not re.search(r'\bnan\b', out) and ('no particle found' in out or 'no whole particle found' in out), out
+    assert pd.read_csv(tmp_path/'o'/'session.csv').whole_particles.tolist() == [0]
