@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['AUTO', 'FINETUNED', 'get_reader', 'micrograph_layer', 'read_layers', 'layer_pixel_nm', 'resolve_pixel_nm',
            'layer_frames', 'check_grid', 'load_model', 'segment_job', 'segment_frames', 'add_results', 'segment_layer',
-           'notify', 'measure_labels', 'size_figure', 'export_csv', 'export_tiff', 'rf_advice', 'finetune_dataset',
+           'notify', 'measure_layer', 'size_figure', 'export_csv', 'export_tiff', 'rf_advice', 'finetune_dataset',
            'SegmentWidget', 'MeasureWidget', 'RFAdviceWidget', 'finetune_layers', 'FinetuneWidget']
 
 # %% ../nbs/api/18_napari.ipynb #05849681
@@ -23,7 +23,7 @@ from .infer import rescale_factor, segment
 from .shipped import HR_PIXEL_NM, SHIPPED, pretrained, shipped_for
 from .io import atomic_write, first_line
 from .files import save_h5_pair
-from .particles import measure, plot_size_histogram, size_summary
+from .particles import measure_labels, particle_labels, plot_size_histogram, size_summary
 from .finetune import finetune_job, finetune_steps, run_steps
 from fastcore.basics import patch
 
@@ -138,7 +138,8 @@ def add_results(viewer, layer, probs, pixel_nm, model):
     p = np.stack(probs).reshape(layer_frames(layer).shape)
     prob = viewer.add_image(p, name=f'{layer.name} probability', colormap='magma', contrast_limits=(0, 1), visible=False,
                             **_result_kw(layer, pixel_nm, model))
-    mask = viewer.add_labels((p > 0.5).astype(np.uint8), name=f'{layer.name} mask', opacity=0.5, **_result_kw(layer, pixel_nm, model))
+    lab = particle_labels(p > 0.5, pixel_nm, min_area_px=1)  # one label per particle, as temrf segment --stats writes
+    mask = viewer.add_labels(lab, name=f'{layer.name} mask', opacity=0.5, **_result_kw(layer, pixel_nm, model))
     return mask, prob
 
 def segment_layer(viewer, layer, model=None, pixel_nm=0, tile=0):
@@ -153,10 +154,15 @@ def notify(f, *args, **kwargs):
     except (ValueError, TypeError, OSError, KeyError, RuntimeError) as e: show_error(first_line(e))
 
 # %% ../nbs/api/18_napari.ipynb #59632052
-def measure_labels(labels, pixel_nm=0, split=False, min_area_px=20):
-    "Particle table (nm) of the Labels layer `labels` as it stands"
-    mask = np.asarray(layer_frames(labels, Labels)) > 0
-    return measure(mask, resolve_pixel_nm(labels, pixel_nm), split=split, min_area_px=min_area_px)
+def measure_layer(labels, pixel_nm=0, split=False, min_area_px=20):
+    "Particle table (nm) of Labels layer `labels`, numbered in place as its ids"
+    px = resolve_pixel_nm(labels, pixel_nm)
+    lab = particle_labels(np.asarray(layer_frames(labels, Labels)) > 0, px, split=split, min_area_px=1)  # every painted pixel kept
+    t = measure_labels(lab, px)
+    big = t[t.area_nm2 >= min_area_px*px**2].reset_index(drop=True)
+    big.attrs = dict(t.attrs)
+    labels.data = lab.reshape(labels.data.shape)  # the ids of the table, in the layer: a row selects its particle
+    return big
 
 # %% ../nbs/api/18_napari.ipynb #8b6efd53
 def size_figure(table):
@@ -282,6 +288,7 @@ def show_pixel(self:SegmentWidget, *_):
     px = None if l is None else notify(layer_pixel_nm, l)
     none = 'no pixel size on this layer: enter one (required)'
     self.info.value = '' if l is None else f'pixel size from the layer: {px:.4g} nm' if px else none
+    if px: self.pixel.value = px  # the box shows the pixel size segmenting will use
     if l is not None and not px and not self.pixel.value:
         show_warning(f"layer {l.name!r} has no pixel size: enter it in nm in the Segment widget's 'pixel size' field")
 
@@ -324,12 +331,13 @@ class MeasureWidget(Container):
                                   self.tiff, self.overwrite, self.save_csv, self.save_tiff])
         self.button.changed.connect(lambda: self.run())
         self.save_csv.changed.connect(lambda: self.export('csv')); self.save_tiff.changed.connect(lambda: self.export('tiff'))
+        self.table.native.itemSelectionChanged.connect(lambda: self.select_particle())
 
 # %% ../nbs/api/18_napari.ipynb #5520d148
 @patch
 def run(self:MeasureWidget):
     "Measure the chosen Labels layer and show the results; the table"
-    t = notify(measure_labels, self.labels_layer.value, self.pixel.value, self.split.value)
+    t = notify(measure_layer, self.labels_layer.value, self.pixel.value, self.split.value)
     if t is None: return None
     self.result, self.table.value = t, t.round(3)
     s = size_summary(t, include_edge=True).loc['all']
@@ -337,6 +345,17 @@ def run(self:MeasureWidget):
                           f"coverage {s.coverage:.1%}")
     self.show_figure(size_figure(t))
     return t
+
+@patch
+def select_particle(self:MeasureWidget, row=None):
+    "Show only the particle of table row `row` (default: selected); its id"
+    rows = {i.row() for i in self.table.native.selectedIndexes()} if row is None else {row}
+    layer = self.labels_layer.value
+    if self.result is None or layer is None or len(rows) != 1: return None
+    r = self.result.iloc[rows.pop()]
+    layer.selected_label, layer.show_selected_label = int(r.id), True
+    if layer.ndim == 3: self.viewer.dims.set_current_step(0, int(r.frame))
+    return int(r.id)
 
 @patch
 def show_figure(self:MeasureWidget, fig):

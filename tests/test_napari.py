@@ -90,10 +90,12 @@ def test_segment_small_image_lr_au(vm):
     layer = vm.add_image(img, scale=(LR_NM, LR_NM), units=('nm', 'nm'), name='au')
     mask, prob = plug.segment_layer(vm, layer, 'lr-au')
     assert [l.name for l in vm.layers] == ['au', 'au probability', 'au mask']
-    assert isinstance(mask, napari.layers.Labels) and mask.data.dtype == np.uint8
+    assert isinstance(mask, napari.layers.Labels) and mask.data.dtype == np.uint32
+    assert mask.data.max() == len(np.unique(mask.data)) - 1 > 1  # one label per particle, numbered 1..n
     np.testing.assert_array_equal(mask.scale, layer.scale); assert mask.units == layer.units
     assert prob.data.dtype == np.float32 and 0 <= prob.data.min() and prob.data.max() <= 1
-    dice = 2*(mask.data & lab).sum()/(mask.data.sum() + lab.sum())
+    m = mask.data > 0
+    dice = 2*(m & (lab > 0)).sum()/(m.sum() + (lab > 0).sum())
     assert dice > 0.9, dice
     mask.data[:5, :5] = 1  # a correction, then a second run: a new layer, the corrected one kept
     plug.segment_layer(vm, layer, 'lr-au')
@@ -103,12 +105,12 @@ def test_segment_small_image_lr_au(vm):
 def test_measure_respects_scale(vm):
     _, lab = particles(size=100, centres=((50, 50),), r=20)
     labels = vm.add_labels(lab, scale=(0.5, 0.5), units=('nm', 'nm'), name='disc')
-    t = plug.measure_labels(labels)
+    t = plug.measure_layer(labels)
     assert len(t) == 1
     assert abs(t.area_nm2[0] - np.pi*10**2) < 0.02*np.pi*10**2  # radius 20 px at 0.5 nm/px: 10 nm
     assert abs(t.ecd_nm[0] - 20) < 0.2
     labels.data[disk((10, 80), 6)] = 1  # the user paints in a particle the model missed
-    assert len(plug.measure_labels(labels)) == 2
+    assert len(plug.measure_layer(labels)) == 2
     fig = plug.size_figure(t)
     assert fig.axes[0].get_xlabel().endswith('(nm)')
 
@@ -116,7 +118,7 @@ def test_measure_respects_scale(vm):
 def test_measure_exports_never_overwrite(vm, tmp_path):
     _, lab = particles(size=100, centres=((50, 50),), r=20)
     labels = vm.add_labels(lab, scale=(0.5, 0.5), units=('nm', 'nm'), name='disc')
-    t = plug.measure_labels(labels)
+    t = plug.measure_layer(labels)
     plug.export_csv(t, tmp_path/'p.csv'); plug.export_tiff(labels, tmp_path/'m.tif')
     m = read_micrograph(tmp_path/'m.tif')
     assert abs(m.pixel_nm - 0.5) < 1e-6 and (m.data == lab).all()
@@ -185,7 +187,7 @@ def test_segment_refuses(vm, bad, case, layer, model, want):
 
 def test_no_scale_asks_everywhere(vm, bad, tmp_path):
     labels = vm.add_labels(np.zeros((96, 96), np.uint8), name='bare mask')
-    for f, args in [(plug.measure_labels, (labels,)), (plug.rf_advice, (bad['bare'],)),
+    for f, args in [(plug.measure_layer, (labels,)), (plug.rf_advice, (bad['bare'],)),
                     (plug.export_tiff, (labels, tmp_path/'m.tif')), (plug.finetune_dataset, (bad['bare'], labels, tmp_path/'ft'))]:
         assert 'has no pixel size' in refused(f, *args)
     assert list(tmp_path.iterdir()) == [bad['notes']]
@@ -231,15 +233,20 @@ def test_segment_and_measure_widgets(viewer, qtbot, tmp_path):
     worker = seg.run()
     with qtbot.waitSignal(worker.finished, timeout=60_000): pass
     mask = viewer.layers['au mask']
-    assert mask.data.shape == img.shape and (mask.data & lab).sum() > 0.8*lab.sum()
+    assert mask.data.shape == img.shape and ((mask.data > 0) & (lab > 0)).sum() > 0.8*lab.sum()
     meas = plug.MeasureWidget(viewer)
     viewer.window.add_dock_widget(meas)
     assert meas.labels_layer.value is mask
+    n_regions = mask.data.max()
+    assert sorted(np.unique(mask.data))[1:] == list(range(1, n_regions + 1))  # Segment: one label per particle
     t = meas.run()
-    big, truth = t[t.area_nm2 > 20], plug.measure_labels(viewer.add_labels(lab, scale=(LR_NM, LR_NM), units=('nm', 'nm'), name='truth'))
+    assert set(t.id) <= set(np.unique(mask.data)) and all(abs((mask.data == r.id).sum()*LR_NM**2 - r.area_nm2) < 1e-6 for r in t.itertuples())
+    meas.table.native.selectRow(1)  # a row of the table selects its particle in the layer
+    assert mask.selected_label == t.id[1] and mask.show_selected_label
+    big, truth = t[t.area_nm2 > 20], plug.measure_layer(viewer.add_labels(lab, scale=(LR_NM, LR_NM), units=('nm', 'nm'), name='truth'))
     assert len(big) == len(truth) == 2 and meas.summary.value.startswith(f'{len(t)} particles') and meas.canvas is not None
     assert abs(big.ecd_nm.mean()/truth.ecd_nm.mean() - 1) < 0.1  # sizes in nm as the true masks give them
-    assert t.equals(plug.measure_labels(mask))
+    assert t.equals(plug.measure_layer(mask))
     meas.csv.value = tmp_path/'p.csv'
     assert meas.export('csv') == tmp_path/'p.csv'
     assert meas.export('csv') is None and "tick 'overwrite'" in last_message()
@@ -297,5 +304,5 @@ def test_correct_finetune_and_segment(viewer, qtbot, tmp_path):
     seg.model.value = mine
     new, _ = seg.run(sync=True)
     assert new.metadata['temrf']['model'] == mine and new.data.shape == img.shape
-    assert (new.data & lab).sum() > 0.8*lab.sum()
+    assert ((new.data > 0) & (lab > 0)).sum() > 0.8*lab.sum()
     assert ft.run() is None and 'exists; choose a new folder or pass --overwrite' in last_message()  # nothing replaced unasked
