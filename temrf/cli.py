@@ -6,7 +6,7 @@
 __all__ = ['COMMANDS', 'HELP', 'get_command', 'Terminated', 'main']
 
 # %% ../nbs/api/20_cli.ipynb #90b0551e
-import contextlib, importlib, os, signal, sys, threading
+import contextlib, errno, importlib, os, re, signal, sys, threading
 
 # %% ../nbs/api/20_cli.ipynb #5b45b214
 COMMANDS = dict(simulate='temrf.sim:simulate_cmd', train='temrf.train:train_cmd', sweep='temrf.sweep:sweep_cmd',
@@ -41,6 +41,11 @@ def _usage():
 
 def _message(e):
     "The one line shown for user error `e`"
+    if str(e).startswith('Exception occured in') and len(str(e).splitlines()) > 1:  # fastai's wrapper: the cause is below it
+        e = type(e)(str(e).split('\n', 1)[1].strip())
+    full = re.search(r'\d+ requested and \d+ written|No space left on device', str(e))
+    if isinstance(e, OSError) and (e.errno == errno.ENOSPC or full):
+        return f"the disk is full{f' (writing {e.filename})' if e.filename else ''}: free some space or choose another --out"
     if isinstance(e, KeyError) and e.args: return str(e.args[0])
     if isinstance(e, OSError) and e.filename and str(e.filename) not in str(e): return f"{e.strerror or e}: {e.filename}"
     from temrf.io import first_line  # here, not at the top: `temrf --help` stays quick
@@ -67,6 +72,8 @@ def main(argv=None):
         from temrf import __version__; print(__version__); return 0
     name, rest = argv[0], argv[1:]
     os.environ.setdefault('MPLBACKEND', 'Agg')  # commands write figures to files, never to a window
+    for s in (sys.stdout, sys.stderr):  # a file name the terminal cannot show is escaped, not fatal
+        if hasattr(s, 'reconfigure'): s.reconfigure(errors='backslashreplace')
     try:
         with _terminate_as_interrupt():
             from temrf.args import run_command

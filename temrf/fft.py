@@ -206,7 +206,7 @@ def fringe_score(img, pixel_nm, spacings_A=AU_SPACINGS_A):
     if hi >= n/2 - 1: return None
     y, x = np.indices(P.shape) - n//2
     ring = P[(np.hypot(y, x) >= lo) & (np.hypot(y, x) <= hi) & (np.abs(y) > 2) & (np.abs(x) > 2)]  # axes: edge streaks
-    return float(ring.max()/np.median(ring))
+    return float(ring.max()/np.median(ring)) if ring.size >= 8 else None  # a few px across: too few frequencies to judge
 
 # %% ../nbs/06_fft.ipynb #3a9eec72
 GRAPHITE_NM, METAL_NM = (0.33, 0.40), (0.19, 0.25)  # graphite's (002) fringes; fcc metals' (111) and (200)
@@ -241,7 +241,9 @@ def graphite_peak(img, pixel_nm):
     s = _spectrum(img, pixel_nm, GRAPHITE_FLANKS_NM[0][0])
     if s is None: return None
     P, k = np.abs(s[0])**2, s[1]
-    g, (a, b) = P[_in_band(k, pixel_nm, GRAPHITE_NM)].mean(), [P[_in_band(k, pixel_nm, f)].mean() for f in GRAPHITE_FLANKS_NM]
+    bands = [P[_in_band(k, pixel_nm, b)] for b in (GRAPHITE_NM, *GRAPHITE_FLANKS_NM)]
+    if min(b.size for b in bands) == 0: return None  # too small a frame to resolve the bands
+    g, a, b = (v.mean() for v in bands)
     return float(g/np.sqrt(a*b))
 
 def graphitic_map(img, pixel_nm, ratio=1.5, sigma_nm=0.6):
