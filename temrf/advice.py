@@ -111,6 +111,8 @@ def _read_images(inputs, pixel_nm=None, resample=False):
                                      f"one at a time")
     frames = [f for m in ms for f in (m.data if m.data.ndim == 3 else [m.data])]
     if len({f.shape for f in frames}) > 1: raise ValueError("the images differ in size: advise on one at a time")
+    if min(frames[0].shape) < 8: raise ValueError(f"{inputs[0]} is {'x'.join(map(str, frames[0].shape))} px; "
+                                                  "RF advice needs images of at least 8 px a side")
     return np.stack(frames), px.pop()
 
 def _patch_table(patch, pixel_nm=None):
@@ -123,6 +125,10 @@ def _patch_table(patch, pixel_nm=None):
 
 def _read_labels(file, images, pixel_nm, resample=False):
     "The 0/1 labels in `file`, checked to match `images`"
+    own = read_micrograph(file).pixel_nm
+    if own and abs(own/pixel_nm - 1) > 0.02:
+        raise ValueError(f"--labels {file} is calibrated at {own:.4g} nm/px, the images at {pixel_nm:.4g}; "
+                         "give labels of the images' pixels")
     lab = _read_images([file], pixel_nm, resample)[0]
     if lab.shape != images.shape:
         raise ValueError(f"--labels {file} has shape {lab.shape}, the images {images.shape}; give one label per image pixel")

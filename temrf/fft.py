@@ -9,6 +9,7 @@ __all__ = ['FRINGE_SPOTS', 'FRINGE_WINDOW', 'GRAPHITE_NM', 'METAL_NM', 'GRAPHITE
            'graphitic_map', 'missed_map']
 
 # %% ../nbs/06_fft.ipynb #543051a9
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -102,6 +103,8 @@ def _otsu(g):
 def fourier_amplitude(img, r_in, r_out, sigma=9):
     "Blurred amplitude of `img` band-passed to `r_in`..`r_out` px"
     img = _check_image(img); _check_band(r_in, r_out, img.shape)
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (math.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma={sigma!r} must be a blur width in px >= 0 (the study's is 9)")
     return _gaussian_nearest(_band_pass_abs(img, r_in, r_out), sigma)
 
 def fourier_filter(img, r_in, r_out, sigma=9):

@@ -174,14 +174,22 @@ def install(tmp, path):
     except BaseException: os.replace(old, path); raise
     _remove(old)
 
+def _make_parent(path):
+    "Make the folder of `path`, or a one-line error naming the file in the way"
+    blocker = next((q for q in Path(path).parents if q.exists() and not q.is_dir()), None)
+    if blocker: raise NotADirectoryError(f"cannot write {path}: {blocker} is a file, not a folder; choose another path")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+
 @contextlib.contextmanager
 def staged(path, folder=False, keep=True):
     "A temporary file (or `folder`) beside `path`, renamed over it on success"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    clear_stale(path.parent, path.name)  # what a killed writer of `path` left
-    tmp = tmp_path(path)
-    if folder: tmp.mkdir(0o755)
-    else: os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    path, tmp = Path(path), tmp_path(path)
+    try:
+        _make_parent(path)
+        clear_stale(path.parent, path.name)  # what a killed writer of `path` left
+        if folder: tmp.mkdir(0o755)
+        else: os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except PermissionError: raise PermissionError(f"cannot write {path}: permission denied; choose a folder you can write to") from None
     try:
         yield tmp
         if keep: install(tmp, path)

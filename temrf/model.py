@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from fastcore.basics import patch
 from . import __version__
-from .io import atomic_write, first_line, int_list, whole
+from .io import atomic_write, check_finite, first_line, int_list, whole
 
 # %% ../nbs/03_model.ipynb #a0db8bd2
 def _norm(bn, x):
@@ -196,6 +196,7 @@ def _check_input(x, step, dtype=torch.float32):
         raise ValueError(f"ResUNet expects input of shape (B,1,H,W), got {tuple(x.shape)}; give {fix}")
     if x.dtype != dtype and not torch.is_autocast_enabled():
         raise TypeError(f"input is {x.dtype} but the model's weights are {dtype}; convert with x.to({dtype})")
+    if 0 in x.shape[-2:]: raise ValueError(f"input of shape {tuple(x.shape)} has no pixels; give images of at least {step} px a side")
     for name,s in zip(('height', 'width'), x.shape[-2:]):
         if s % step:
             lo = s//step*step
@@ -309,6 +310,7 @@ def predict(model, images, bs=32):
     if one: x = x[None]
     if x.ndim != 3: raise ValueError(f"predict takes images (N,H,W) or one image (H,W), got shape {x.shape}")
     if x.dtype.kind not in 'biuf': raise TypeError(f"images must hold real numbers, got dtype {x.dtype}")
+    check_finite(x, 'images')
     if int(bs) < 1: raise ValueError(f"bs must be a positive batch size, got {bs}")
     p = next(model.parameters())
     model.eval()

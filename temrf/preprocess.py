@@ -211,7 +211,7 @@ def _patches(images, labels, size):
 # %% ../nbs/01_preprocess.ipynb #7e183d81
 def drop_background(images, labels, min_pixels=400):
     "Patches whose label has more than `min_pixels` particle pixels"
-    return _drop(*check_pair(images, labels), min_pixels)
+    return _drop(*check_pair(images, labels), whole(min_pixels, 'min_pixels', 0))
 
 def _drop(images, labels, min_pixels):
     "`drop_background` of a checked pair"
@@ -276,6 +276,7 @@ def _prepared(images, kind, xrays):
 # %% ../nbs/01_preprocess.ipynb #1a19b8cd
 def prepare_splits(images, labels, size=512, min_pixels=400, kind='hr', xrays=True, augment=True, seed=0):
     "The study's preprocessing of `images`/`labels` into shuffled `Splits`"
+    seed, min_pixels, size = whole(seed, 'seed', 0), whole(min_pixels, 'min_pixels', 0), whole(size, 'size (the patch in px)', 8)
     images, labels = check_pair(images, labels)
     X, Y = _drop(*_patches(_prepared(images, kind, xrays), labels, size), min_pixels)
     idx = split_ordered(len(X)) if len(X) else ((),)*3

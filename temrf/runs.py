@@ -274,7 +274,7 @@ def load_run(run_dir, weights='model'):
         if not (run_dir/f).exists():
             raise FileNotFoundError(f"{run_dir/f} missing: pass a run folder written by temrf train or sweep")
     rec = read_record(run_dir/'record.json')
-    expect = dict(n_blocks=int(rec['n_blocks']), pools=[int(p) for p in rec['pools']], pool=rec.get('pool') or 'max',
-                  dilations=None if rec.get('dilations') is None else [int(d) for d in rec['dilations']],
-                  kernel=int(rec.get('kernel') or 3))
+    try: expect = Arch(rec['pools'], rec.get('dilations'), rec.get('pool') or 'max', rec.get('kernel') or 3, rec['n_blocks']).fields()
+    except (ValueError, TypeError) as e: raise ValueError(f"{run_dir/'record.json'} records no valid architecture ({first_line(e)}); "
+                                                          "restore it or retrain the run") from None
     return load_weights(run_dir/f'{weights}.pth', expect=expect), rec

@@ -13,7 +13,7 @@ import numpy as np
 from fastprogress.fastprogress import progress_bar
 import matplotlib.pyplot as plt
 import temrf
-from .io import PIXEL_NM, atomic_write, check_out_dir, write_json
+from .io import PIXEL_NM, atomic_write, check_out_dir, whole, write_json
 from .preprocess import zscore
 from .files import save_h5_pair, read_h5_attrs
 from scipy import ndimage
@@ -172,6 +172,7 @@ def simulate_cmd(preset:str='hr-small', # hr-small, lr-small, hr-2.2nm, hr-5nm, 
     "Simulate a preset dataset of Au nanoparticle TEM images with labels"
     t = time.time()
     if out: check_out_dir(out, '--out')
+    whole(seed, '--seed', 0, none=True)  # a negative seed, named as the flag
     files = simulate_preset(preset, out, progress=not quiet, overwrite=overwrite, n_images=n_images, seed=seed,
                             size=size, diameter_nm=diameter_nm)
     a = read_h5_attrs(files[0])

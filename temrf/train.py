@@ -73,6 +73,9 @@ def init_weights(model, init):
     "Load into `model` the weights of `init`, of the same architecture"
     src = pretrained(init, device='cpu')
     diff = {k: v for k, v in src.config.items() if v != model.config.get(k)}
+    if diff.keys() & {'filters', 'n_classes'}: raise ValueError(
+        f"--init {init} is a network with {', '.join(f'{k}={v}' for k, v in diff.items())}, a width temrf train does not build "
+        f"({model.filters} filters, {model.n_classes} classes); start from a model temrf trained")
     if diff: raise ValueError(f"--init {init} is a network with {', '.join(f'{k}={v}' for k, v in diff.items())}; "
                               f"train that architecture (e.g. --n_blocks {src.arch.n_blocks} --pools {','.join(map(str, src.arch.pools))})")
     model.load_state_dict(src.state_dict())

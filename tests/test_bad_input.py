@@ -14,7 +14,9 @@ from temrf.cli import main
 from temrf.datasets import toy_pair
 from temrf.fft import fourier_filter
 from temrf.files import save_tiff
-from temrf.files import read_image_file
+from temrf.files import read_image_file, save_h5_pair
+from temrf.preprocess import drop_background, prepare_splits
+from temrf.runs import load_run
 from temrf.metrics import dice_score
 from temrf.model import Arch, ResUNet, load_weights, predict, save_weights
 from temrf.rf import rf_nm
@@ -87,6 +89,17 @@ def ws(tmp_path_factory):
     np.save(w/'fracmask.npy', (img > 100)*0.5); np.save(w/'emptymask.npy', np.zeros((64, 64), np.uint8))
     np.save(w/'small.npy', img[:12, :12]); np.save(w/'smallmask.npy', (img[:12, :12] > 100).astype(np.uint8))
     (w/'inout').mkdir(); save_tiff(w/'inout'/'c.tif', img, pixel_nm=0.1243); save_tiff(w/'inout'/'c_mask.tif', img > 100, pixel_nm=0.1243)
+    # the audit's cases: crafted model files, a user's package folder and mask, labels of another pixel size
+    ok = torch.load(w/'trained'/'runs'/'toy_N2_m22_s752'/'model.pth', weights_only=True)
+    for name, change in (('deep', dict(temrf_config=dict(ok['temrf_config'], n_blocks=40, pools=[2]*40))), ('cfgstr', dict(temrf_config='m22')),
+                         ('noweights', dict(state_dict=None)), ('wrongshape', dict(temrf_config=dict(ok['temrf_config'], kernel=5))),
+                         ('wide', None)):
+        torch.save(dict(ok, **(change or {})), w/f'{name}.pth')
+    wide = ResUNet(Arch([2, 2]), filters=8); wide.info = dict(kind='hr', pixel_nm=0.0215); save_weights(wide, w/'wide.pth')
+    (w/'userpkg').mkdir(); (w/'userpkg'/'rdf.yaml').write_text('type: model'); (w/'userpkg'/'notes.txt').write_text('mine')
+    (w/'hand').mkdir(); save_tiff(w/'hand'/'x.tif', img, pixel_nm=0.1243); tifffile.imwrite(w/'hand'/'x_mask.tif', (img > 100).astype(np.uint8))
+    save_tiff(w/'lbl_px2.tif', (img > 100).astype(np.uint8), pixel_nm=0.2486)
+    np.save(w/'px16.npy', img[:16, :16])
     return w
 
 
@@ -231,6 +244,23 @@ CLI = {  # id: (arguments, what the one-line error must say)
     'finetune-out-foreign': ('finetune {w}/img.tif --labels {w}/mask.npy --model lr-au --out {w}/earlier --overwrite', 'is not a model folder written by temrf finetune'),
     'finetune-not-a-model': ('finetune {w}/img.tif --labels {w}/mask.npy --model {w}/afile --out {w}/ft', 'neither a temrf model file nor a study checkpoint'),
     'finetune-steps': ('finetune {w}/img.tif --labels {w}/mask.npy --model lr-au --steps 0 --out {w}/ft', 'steps must be an integer >= 1, got 0'),
+    'export-overwrite-foreign': ('export lr-au --out {w}/userpkg --overwrite', 'userpkg holds what temrf export did not write (notes.txt)'),
+    'export-pixel-nan': ('export {w}/trained/runs/toy_N2_m22_s752 --out {w}/pk --pixel-size nan', 'must be a positive number of nm per pixel'),
+    'export-pixel-inf': ('export {w}/trained/runs/toy_N2_m22_s752 --out {w}/pk --pixel-size inf', 'must be a positive number of nm per pixel'),
+    'export-pixel-zero': ('export {w}/trained/runs/toy_N2_m22_s752 --out {w}/pk --pixel-size 0', 'must be a positive number of nm per pixel'),
+    'export-pixel-mismatch': ('export lr-au --out {w}/pk --pixel-size 0.05', 'the model was trained at 0.1243 nm/px'),
+    'export-deep-config': ('export {w}/deep.pth --out {w}/pk', 'far beyond any network temrf trains'),
+    'segment-deep-config': ('segment {w}/img.tif --model {w}/deep.pth --out {w}/seg', 'far beyond any network temrf trains'),
+    'segment-config-string': ('segment {w}/img.tif --model {w}/cfgstr.pth --out {w}/seg', 'has a damaged architecture (a str, not a mapping)'),
+    'segment-no-weights': ('segment {w}/img.tif --model {w}/noweights.pth --out {w}/seg', 'holds an architecture but no weights'),
+    'segment-wrong-shapes': ('segment {w}/img.tif --model {w}/wrongshape.pth --out {w}/seg', 'holds weights that do not fit its architecture'),
+    'rf-suggest-deep-config': ('rf suggest {w}/img.tif --model {w}/deep.pth', 'far beyond any network temrf trains'),
+    'train-init-deep-config': (TRAIN + '--init {w}/deep.pth', 'far beyond any network temrf trains'),
+    'train-init-wide': (TRAIN + '--init {w}/wide.pth', 'a width temrf train does not build'),
+    'segment-overwrite-handmade': ('segment {w}/hand/x.tif --model lr-au --out {w}/hand --overwrite', 'x_mask.tif was not written by temrf segment; nothing was replaced'),
+    'simulate-seed-negative': ('simulate --seed -1', '--seed must be an integer >= 0, got -1'),
+    'rf-suggest-1px': ('rf suggest {w}/px1.npy --pixel-size 0.1', 'RF advice needs images of at least 8 px a side'),
+    'rf-labels-other-pixel': ('rf suggest {w}/img.tif --labels {w}/lbl_px2.tif', 'is calibrated at 0.2486 nm/px, the images at 0.1243'),
     'finetune-too-small': ('finetune {w}/small.npy --labels {w}/smallmask.npy --model lr-au --out {w}/ft', "px across at the model's pixel size, less than its"),
 }
 
@@ -284,7 +314,24 @@ API = {
     'grid-repeated-arch': (lambda w: make_grid(['hr-small'], [Arch((2, 2)), Arch((2, 2))], seeds=(752,), epochs=1), ValueError, 'is given twice'),
     'grid-repeated-dataset': (lambda w: make_grid(['hr-small', 'hr-small'], [Arch((2, 2))], seeds=(752,), epochs=1), ValueError, "dataset 'hr-small' is given twice"),
     'weights-bare-state-dict': (lambda w: load_weights(_bare(w)), ValueError, 'weights without their architecture'),
+    'weights-no-state-dict': (lambda w: load_weights(w/'noweights.pth'), ValueError, 'holds an architecture but no weights'),
+    'h5-pair-under-a-file': (lambda w: save_h5_pair(np.ones((1, 8, 8)), np.zeros((1, 8, 8)), w/'afile'/'x_Images.h5', w/'afile'/'x_Labels.h5'),
+                             NotADirectoryError, 'afile is a file, not a folder; choose another path'),
+    'load-run-bad-pools': (lambda w: load_run(_bad_pools_run(w)), ValueError, 'records no valid architecture (pools must be comma-separated'),
+    'resunet-zero-height': (lambda w: _m()(torch.zeros(1, 1, 0, 32)), ValueError, 'has no pixels; give images of at least 4 px a side'),
+    'drop-background-text': (lambda w: drop_background(np.ones((2, 8, 8)), np.zeros((2, 8, 8)), min_pixels='x'), ValueError, "min_pixels must be an integer >= 0, got 'x'"),
+    'prepare-splits-seed': (lambda w: prepare_splits(np.ones((2, 64, 64)), np.zeros((2, 64, 64)), size=32, seed='a'), ValueError, "seed must be an integer >= 0, got 'a'"),
+    'predict-nan': (lambda w: predict(_m(), np.full((1, 32, 32), np.nan)), ValueError, 'images has 1024 NaN/inf pixel(s)'),
+    'fourier-sigma-negative': (lambda w: fourier_filter(np.random.default_rng(0).random((64, 64)), 5, 10, sigma=-1), ValueError, 'sigma=-1 must be a blur width'),
 }
+
+
+def _bad_pools_run(w):
+    d = w.parent/'badpools'
+    if not d.exists():
+        shutil.copytree(w/'trained'/'runs'/'toy_N2_m22_s752', d)
+        rec = json.loads((d/'record.json').read_text()); rec['pools'] = 'x'; (d/'record.json').write_text(json.dumps(rec))
+    return d
 
 
 def _write(p, b): p.write_bytes(b); return p
@@ -381,3 +428,34 @@ def test_tiff_written_page_by_page_is_one_stack(ws, tmp_path, capsys):
     assert m.data.shape == (3, 64, 64)
     assert main(['segment', str(ws/'appended.tif'), '--model', 'lr-au', '--pixel-size', '0.1243', '--out', str(tmp_path/'o'), '--quiet']) == 0
     assert read_micrograph(tmp_path/'o'/'appended_mask.tif').data.shape == (3, 64, 64)
+
+
+def test_tiny_frames_are_segmented(ws, tmp_path):
+    "Frames of 16 px (and a stack of them) segment: the fringe check gives no verdict instead of a numpy error"
+    stack = tmp_path/'tiny_stack.tif'
+    save_tiff(stack, np.stack([np.load(ws/'px16.npy')]*3), pixel_nm=0.0215)
+    for f in (ws/'px16.npy', stack):
+        assert main(['segment', str(f), '--model', 'hr-au', '--pixel-size', '0.0215', '--out', str(tmp_path/f.stem), '--quiet']) == 0
+
+
+def test_ascii_terminal_and_a_unicode_file_name(ws, tmp_path):
+    "A terminal that cannot show the file's name gets it escaped; the results are all written"
+    import subprocess, sys
+    src = tmp_path/'Å-金.tif'
+    shutil.copy(ws/'img.tif', src)
+    env = dict(os.environ, PYTHONIOENCODING='ascii', OMP_NUM_THREADS='1')
+    r = subprocess.run([str(Path(sys.executable).parent/'temrf'), 'segment', str(src), '--model', 'lr-au', '--stats', '--out', str(tmp_path/'o'), '--quiet'],
+                       env=env, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode('ascii', 'replace')[-500:]
+    assert (tmp_path/'o'/'particles.csv').is_file() and (tmp_path/'o'/'session.csv').is_file() and b'\\xc5' in r.stdout
+
+
+def test_hyperspy_stack_saved_as_emd(tmp_path):
+    "A HyperSpy image stack saved as .emd marks no navigation axis: read as a stack, calibrated"
+    hs = pytest.importorskip('hyperspy.api')
+    from temrf.files import read_micrograph
+    s = hs.signals.Signal2D(np.random.default_rng(0).random((3, 32, 32)).astype(np.float32))
+    for a in s.axes_manager.signal_axes: a.scale, a.units = 0.1, 'nm'
+    s.save(tmp_path/'stack.emd')
+    m = read_micrograph(tmp_path/'stack.emd')
+    assert m.data.shape == (3, 32, 32) and m.pixel_nm == pytest.approx(0.1)

@@ -129,6 +129,8 @@ def test_measure_exports_never_overwrite(vm, tmp_path):
     plug.export_csv(t.iloc[:0], tmp_path/'p.csv', overwrite=True)
     assert len((tmp_path/'p.csv').read_text().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ['m.tif', 'p.csv']  # no temporaries left
+    (tmp_path/'afile').write_text('x')  # a path under a file: one line, not '[Errno 17] File exists'
+    assert 'afile is a file, not a folder' in refused(plug.export_csv, t, tmp_path/'afile'/'p.csv')
 
 
 def test_rf_advice(vm):
