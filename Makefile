@@ -82,4 +82,6 @@ bench: setup
 
 # The same on a GPU machine: stacked training of the study's HR 5 nm pooling sweep, timed and extrapolated.
 bench-gpu: setup
-	$(BIN)/python benchmarks/stack.py --device cuda --out benchmarks/results-gpu.md
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  $(BIN)/python benchmarks/stack.py --device cuda --out benchmarks/results-gpu.md; \
+	else echo "no GPU: make bench-gpu measures on a CUDA device, and this torch sees none; nothing was measured"; fi

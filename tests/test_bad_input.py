@@ -459,3 +459,14 @@ def test_hyperspy_stack_saved_as_emd(tmp_path):
     s.save(tmp_path/'stack.emd')
     m = read_micrograph(tmp_path/'stack.emd')
     assert m.data.shape == (3, 32, 32) and m.pixel_nm == pytest.approx(0.1)
+
+
+def test_finetune_notes_a_skewed_mask(ws, tmp_path, capsys):
+    "A mask that is mostly particle: the fine-tune runs, and a notice says its held-out check cannot see the skew"
+    img = np.asarray(tifffile.imread(ws/'img.tif'))
+    np.save(tmp_path/'skew.npy', (img > 90).astype(np.uint8))
+    capsys.readouterr()
+    assert main(['finetune', str(ws/'img.tif'), '--labels', str(tmp_path/'skew.npy'), '--model', 'lr-au', '--steps', '2',
+                 '--out', str(tmp_path/'ft'), '--quiet']) == 0
+    err = capsys.readouterr().err
+    assert 'of its image as particle; the held-out check sees only your labelled images' in err
