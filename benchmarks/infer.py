@@ -15,6 +15,7 @@ def child(model, size, tile, frames=1):
     from temrf.model import Arch, ResUNet, predict
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 2)))
     net = pretrained('lr-au' if model == 'lr-au' else 'hr-au', 'cpu') if model in ('hr-au', 'lr-au', 'plain', 'patches') else ResUNet(Arch([2, 2, 2, 4])).eval()  # N=4, RF 2.7 nm
+    if not net.info.get('kind'): net.info['kind'] = 'hr'  # the untrained N=4 network: prepared as the hr-au one
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024
     rng = np.random.default_rng(0)
     x = rng.poisson(400, (frames, size, size) if frames > 1 else (size, size)).astype(np.float32)

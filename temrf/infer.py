@@ -64,7 +64,7 @@ def _rescale(img, factor, shape=None, order=1):
     return resize(img, shape, order=order, preserve_range=True).astype(np.float32)
 
 # %% ../nbs/14_infer.ipynb #4507f916
-ORT_MIN_PX = 512**2  # frames from this size run through ONNX Runtime on a CPU (3.7x a plain forward at 2048 px, to 1e-6)
+ORT_MIN_PX = 512**2  # with TEMRF_ENGINE=onnx, frames from this size run through ONNX Runtime on a CPU
 _SESSIONS = {}  # weights digest: ONNX Runtime session, the last few models of this process
 
 class _Probs(nn.Module):
@@ -107,7 +107,7 @@ def _session(model):
 def _run(model, xs, dev):
     "Class-1 probabilities of `model` on equally shaped arrays `xs`"
     x = np.stack(xs)[:, None].astype(np.float32, copy=False)
-    fast = torch.device(dev).type == 'cpu' and x[0].size >= ORT_MIN_PX and os.environ.get('TEMRF_ENGINE', 'onnx') == 'onnx'
+    fast = torch.device(dev).type == 'cpu' and x[0].size >= ORT_MIN_PX and os.environ.get('TEMRF_ENGINE') == 'onnx'
     s = _session(model) if fast else None
     if s is not None: return s.run(None, {'x': x})[0]
     xb = torch.from_numpy(x).to(dev).contiguous(memory_format=torch.channels_last)
