@@ -17,7 +17,7 @@ from .contrast_law import needed_rf
 from .shipped import HR_PIXEL_NM, pretrained
 from .files import from_signal, read_micrograph, require_pixel_nm
 from .particles import measure
-from .infer import segment
+from .infer import resamples, segment
 
 # %% ../nbs/15_advice.ipynb #1fefc326
 def lattice_spacing(images, pixel_nm, crop=1024, max_nm=0.6):
@@ -125,11 +125,11 @@ def _patch_table(patch, pixel_nm=None):
 
 def _read_labels(file, images, pixel_nm, resample=False):
     "The 0/1 labels in `file`, checked to match `images`"
-    own = read_micrograph(file).pixel_nm
-    if own and abs(own/pixel_nm - 1) > 0.02:
-        raise ValueError(f"--labels {file} is calibrated at {own:.4g} nm/px, the images at {pixel_nm:.4g}; "
+    m = read_micrograph(file, resample=resample)  # read once: its calibration and its pixels
+    if m.pixel_nm and resamples(m.pixel_nm/pixel_nm):
+        raise ValueError(f"--labels {file} is calibrated at {m.pixel_nm:.4g} nm/px, the images at {pixel_nm:.4g}; "
                          "give labels of the images' pixels")
-    lab = _read_images([file], pixel_nm, resample)[0]
+    lab = np.asarray(m.data) if m.data.ndim == 3 else np.asarray(m.data)[None]
     if lab.shape != images.shape:
         raise ValueError(f"--labels {file} has shape {lab.shape}, the images {images.shape}; give one label per image pixel")
     return binary_labels(lab, f"--labels {file}")

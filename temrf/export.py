@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import temrf
-from .infer import halo_px, segment
+from .infer import halo_px, resamples, segment
 from .shipped import SHIPPED, pretrained
 from .io import PIXEL_NM, check_out_dir, pixel_size, staged
 from .model import Arch, ResUNet, class1, model_kind
@@ -272,7 +272,7 @@ def _package_pixel(info, pixel_nm=None):
     own = info.get('pixel_nm')
     if pixel_nm is None: return own
     px = pixel_size(pixel_nm)
-    if own and abs(px/own - 1) > 0.02: raise ValueError(
+    if own and resamples(px/own): raise ValueError(
         f"--pixel-size {px:g}: the model was trained at {own:g} nm/px, and a package declares what its model takes; "
         "leave --pixel-size out (it is for model files that record no pixel size)")
     return px

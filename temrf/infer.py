@@ -8,7 +8,7 @@ __all__ = ['ORT_MIN_PX', 'RESCALE_TOL', 'AUTO_ECD_PX', 'SESSION_FILES', 'TABLE_H
            'auto_pixel_nm', 'overlay_figure', 'SegmentSpec', 'input_files', 'segment_cmd']
 
 # %% ../nbs/14_infer.ipynb #98362e6e
-import contextlib, copy, dataclasses, hashlib, io, math, mmap, os, sys, time, warnings
+import contextlib, copy, dataclasses, hashlib, io, math, mmap, os, sys, time, warnings, weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -72,10 +72,16 @@ class _Probs(nn.Module):
     def __init__(self, m): super().__init__(); self.m = m
     def forward(self, x): return class1(self.m._unet(x))
 
+_DIGESTS = weakref.WeakKeyDictionary()  # model: (its tensors' version counters, digest): hashed once per change of weights
+
 def _digest(model):
     "A key of `model`'s architecture and weights"
+    sd = model.state_dict()
+    seen, versions = _DIGESTS.get(model, (None, None)), tuple(v._version for v in sd.values())
+    if seen[0] == versions: return seen[1]
     h = hashlib.sha1(repr(sorted(model.config.items())).encode())
-    for v in model.state_dict().values(): h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for v in sd.values(): h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    _DIGESTS[model] = (versions, h.hexdigest())
     return h.hexdigest()
 
 def _onnx_bytes(model, key):
