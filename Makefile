@@ -80,8 +80,9 @@ bench: setup
 	  echo && echo '## Fine-tuning on real micrographs' && echo && $(BIN)/python benchmarks/finetune.py --choices 2; } \
 	  2>&1 | grep --line-buffered -v Warning | tee $(BENCH_OUT)
 
-# The same on a GPU machine: stacked training of the study's HR 5 nm pooling sweep, timed and extrapolated.
+# The same on a GPU machine: stacked training of the study's HR 5 nm pooling sweep, timed and extrapolated, and inference.
 bench-gpu: setup
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
-	  $(BIN)/python benchmarks/stack.py --device cuda --out benchmarks/results-gpu.md; \
+	  $(BIN)/python benchmarks/stack.py --device cuda --out benchmarks/results-gpu.md && \
+	  { echo; echo '## Inference'; echo; $(BIN)/python benchmarks/infer.py --device cuda; } >> benchmarks/results-gpu.md; \
 	else echo "no GPU: make bench-gpu measures on a CUDA device, and this torch sees none; nothing was measured"; fi

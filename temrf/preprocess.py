@@ -127,9 +127,15 @@ def standardize(img):
     "Return `img` as float32 with mean 0 and standard deviation 1."
     return _standardize(check_image(img))
 
+def _std(img, mean, chunk=2**20):
+    "Standard deviation of `img` about `mean`, in float64, `chunk` px at a time"
+    flat = img.reshape(-1)
+    return np.sqrt(sum(float(np.square(flat[i:i+chunk].astype(np.float64) - mean).sum()) for i in range(0, flat.size, chunk))/flat.size)
+
 def _standardize(img, rows=256):
     "`standardize` of a checked image, `rows` rows at a time"
-    mean, std = img.mean(dtype=np.float64), img.std(dtype=np.float64)
+    mean = img.mean(dtype=np.float64)
+    std = _std(img, mean)
     if std == 0:
         raise ValueError(f"cannot standardize a constant image (every pixel is {img.flat[0]}, std 0); drop it from the dataset")
     out = np.empty(img.shape, np.float32)
