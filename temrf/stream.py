@@ -31,14 +31,14 @@ def _conv(x, c):
 MERGED_MAX = 8  # conv1 and the 1x1 conv_add run as one convolution up to this many outputs (as fast as half of them)
 
 def _block(blk, cols=slice(None)):
-    "(conv1, conv2, conv_add) of a ResidualBlock, BN folded; conv_add None: merged"
+    "(conv1, conv2, conv_add) of a ResidualBlock; conv_add None if merged"
     c1, c2, ca = _spec(blk.conv1, blk.bn1, cols), _spec(blk.conv2, blk.bn2), _spec(blk.conv_add, None, cols)
     if 2*len(c1[0]) > MERGED_MAX: return c1, c2, ca
     k = c1[0].shape[-1]
     return (torch.cat((c1[0], F.pad(ca[0], (k//2,)*4))), torch.cat((c1[1], ca[1])), *c1[2:]), c2, None
 
 def _residual(x, cs, add=None):
-    "ResidualBlock `cs` on `x`; `add(t, j)`: an upsampled input's part j of conv1, conv_add"
+    "ResidualBlock `cs` on `x`; `add(t, j)` adds an upsampled input's part"
     c1, c2, ca = cs
     y = _conv(x, c1)
     if ca is None: y, a = y[:, :len(c2[0])], y[:, len(c2[0]):]  # conv1 and conv_add, computed as one
@@ -144,7 +144,7 @@ def _class1(l):
     return l[0, 0].sigmoid_() if l.shape[1] == 1 else torch.softmax(l, 1)[0, 1]
 
 def _decode(P, i, X, Y, each, out=None, keep=None):
-    "Level `i`'s output from `X` (or `keep`) and the deeper `Y`; level 0 into `out`"
+    "Level `i`'s output from `X` (or `keep`) and the deeper `Y`, or into `out`"
     H, W = X.shape[-2:]
     res = X.new_empty(1, len(P.downs[i][1][0]), H, W) if i else out
     def tile(cw):
@@ -187,7 +187,7 @@ def _threaded(f):
     return run
 
 def _each(pool, n):
-    "`each(f, tiles)`: `f` of each tile on the pool; a lone tile gets `n` threads"
+    "`each(f, tiles)`: `f` of each tile on the pool; one tile gets `n` threads"
     def each(f, ts):
         if len(ts) > 1: return list(pool.map(_threaded(f), ts))
         torch.set_num_threads(n)
