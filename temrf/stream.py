@@ -63,11 +63,9 @@ def _phases(conv, bn, cols, p):
 def _up_block(blk, ns, p, nearest):
     "(skip-part convolutions, phase convolution or None) of an up block"
     if not nearest: return _block(blk), None
-    up = slice(ns, None)
-    w1, wa = _phases(blk.conv1, blk.bn1, up, p), _phases(blk.conv_add, None, up, p)
-    e = (w1.shape[-1] - 1)//2
-    wa = F.pad(wa, (e - (wa.shape[-1] - 1)//2,)*4)  # the 1x1 kernel centred in the 3x3 frame
-    return _block(blk, slice(ns)), (torch.cat((w1, wa)).contiguous(memory_format=torch.channels_last), None, e, 1)
+    up, cl = slice(ns, None), torch.channels_last
+    w1, wa = _phases(blk.conv1, blk.bn1, up, p), _spec(blk.conv_add, None, up)[0]  # a 1x1 commutes with upsampling
+    return _block(blk, slice(ns)), ((w1.contiguous(memory_format=cl), None, (w1.shape[-1] - 1)//2, 1), (wa.contiguous(memory_format=cl), None, 0, 1))
 
 # %% ../nbs/03b_stream.ipynb #04ac69a1
 TILE = 256  # core side (px) of the tiles a level streams through: their tensors stay in cache
@@ -118,8 +116,7 @@ def _encode(P, i, X, each):
 
 def _coarse(Y, p, wy, wx):
     "Rows, columns of `Y` under a window `p` times finer, one pixel around"
-    (h, w), grow = Y.shape[-2:], lambda s, n: slice(max(0, s.start//p - 1), min(n, -(-s.stop//p) + 1))
-    return grow(wy, h), grow(wx, w)
+    return tuple(_window(s.start//p, n, -(-s.stop//p) - s.start//p, 1) for s, n in zip((wy, wx), Y.shape[-2:]))
 
 def _upsampled(P, i, Y, wy, wx):
     "The deeper output `Y`, bilinearly upsampled, over the window (`wy`, `wx`)"
@@ -129,13 +126,15 @@ def _upsampled(P, i, Y, wy, wx):
 
 def _phase_add(P, i, Y, wy, wx):
     "`add(t, j)` for `_residual`: part `j` of `Y`'s phase convolution, in place"
-    p, (ly, lx), ph = P.pools[i], _coarse(Y, P.pools[i], wy, wx), P.ups[i][1]
-    o = _conv(Y[..., ly, lx].contiguous(memory_format=torch.channels_last), ph)
-    o = o.view(1, 2, -1, p, p, *o.shape[-2:])
-    o = o[..., wy.start//p - ly.start:wy.stop//p - ly.start, wx.start//p - lx.start:wx.stop//p - lx.start]
+    p, (ly, lx), (ph, pa) = P.pools[i], _coarse(Y, P.pools[i], wy, wx), P.ups[i][1]
+    y = Y[..., ly, lx].contiguous(memory_format=torch.channels_last)
+    o, a = _conv(y, ph), _conv(y, pa)
+    o = o.view(1, -1, p, p, *o.shape[-2:])
+    crop = (slice(wy.start//p - ly.start, wy.stop//p - ly.start), slice(wx.start//p - lx.start, wx.stop//p - lx.start))
+    o, a = o[(..., *crop)].permute(0, 1, 4, 2, 5, 3), a[(..., *crop)][:, :, :, None, :, None]  # phases in place; repeated pixels
     def add(t, j):
         n, c, H, W = t.shape
-        t.view(n, c, H//p, p, W//p, p).add_(o[:, j].permute(0, 1, 4, 2, 5, 3))
+        t.view(n, c, H//p, p, W//p, p).add_(a if j else o)
     return add
 
 # %% ../nbs/03b_stream.ipynb #7442cbd7
