@@ -65,7 +65,8 @@ def _up_block(blk, ns, p, nearest):
     if not nearest: return _block(blk), None
     up, cl = slice(ns, None), torch.channels_last
     w1, wa = _phases(blk.conv1, blk.bn1, up, p), _spec(blk.conv_add, None, up)[0]  # a 1x1 commutes with upsampling
-    return _block(blk, slice(ns)), ((w1.contiguous(memory_format=cl), None, (w1.shape[-1] - 1)//2, 1), (wa.contiguous(memory_format=cl), None, 0, 1))
+    phases, add = (w1.contiguous(memory_format=cl), None, (w1.shape[-1] - 1)//2, 1), (wa.contiguous(memory_format=cl), None, 0, 1)
+    return _block(blk, slice(ns)), (phases, add)
 
 # %% ../nbs/03b_stream.ipynb #04ac69a1
 TILE = 256  # core side (px) of the tiles a level streams through: their tensors stay in cache
