@@ -165,11 +165,11 @@ def _poly(yy, xx, shape, degree):
 def _poly_grid(coef, shape, degree):
     "The polynomial of `coef` (`_poly`'s order) on the whole `shape` grid"
     u, v = (np.linspace(-1, 1, n, dtype=np.float32) if n > 1 else np.zeros(1, np.float32) for n in (shape[1], shape[0]))
-    out, k = np.zeros(shape, np.float32), 0
+    C, k = np.zeros((degree + 1, degree + 1), np.float32), 0
     for i in range(degree + 1):
-        for j in range(degree + 1 - i):
-            out += np.float32(coef[k])*np.outer(v**j, u**i); k += 1
-    return out
+        for j in range(degree + 1 - i): C[j, i], k = coef[k], k + 1
+    powers = lambda t: t[:, None]**np.arange(degree + 1, dtype=np.float32)
+    return (powers(v) @ C) @ powers(u).T  # the sum of c v^j u^i as one matrix product, no frame-sized temporaries
 
 def illumination_surface(img, degree=2, step=8, rounds=3):
     "Polynomial surface of `degree` through the background of `img`"
