@@ -97,14 +97,14 @@ def counts(name):
     return fc.get_total_flops()/512**2, Bytes.n/512**2
 
 def machine(threads):
-    "(bytes/s of a 512 MB copy, FLOP/s of a 2048 px float32 matmul), best of 3"
+    "(bytes/s of a 512 MB copy, FLOP/s of a 2048 px float32 matmul), best of 5"
     import torch
     torch.set_num_threads(threads)
     a, b = np.ones(2**27, np.float32), np.empty(2**27, np.float32)
     m = torch.randn(2048, 2048)
     def timed(f):
         f(); ts = []
-        for _ in range(3): t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+        for _ in range(5): t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
         return min(ts)
     return 2*a.nbytes/timed(lambda: np.copyto(b, a)), 2*2048**3/timed(lambda: torch.mm(m, m))
 
