@@ -75,7 +75,8 @@ BENCH_OUT ?= benchmarks/results.md
 bench: setup
 	@set -o pipefail; export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2}; { echo "# temrf benchmarks, $$(date -u +%F), $$(nproc) cores"; echo; \
 	  $(BIN)/python benchmarks/speed.py && $(BIN)/python benchmarks/train.py && echo && \
-	  $(BIN)/python benchmarks/stack.py && echo && echo '## Inference' && echo && $(BIN)/python benchmarks/infer.py && \
+	  $(BIN)/python benchmarks/stack.py && echo && echo '## bf16 training' && echo && $(BIN)/python benchmarks/bf16.py && \
+	  echo && echo '## Inference' && echo && $(BIN)/python benchmarks/infer.py && \
 	  echo && echo '## Real micrographs' && echo && $(BIN)/python benchmarks/real.py && \
 	  echo && echo '## Fine-tuning on real micrographs' && echo && $(BIN)/python benchmarks/finetune.py --choices 2; } \
 	  2>&1 | grep --line-buffered -v Warning | tee $(BENCH_OUT)
