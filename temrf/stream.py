@@ -77,6 +77,10 @@ def _window(y, n, tile, halo):
     start = min(max(0, y - halo), n - side)
     return slice(start, start + side)
 
+def _core(cy, cx, wy, wx):
+    "The core (`cy`, `cx`) as an index into its window's (`wy`, `wx`) tensor"
+    return ..., slice(cy.start - wy.start, cy.stop - wy.start), slice(cx.start - wx.start, cx.stop - wx.start)
+
 def _tiles(H, W, tile, halo):
     "((core rows, cols), (window rows, cols)) slice pairs over an H x W level"
     return [((slice(y, min(H, y + tile)), slice(x, min(W, x + tile))), (_window(y, H, tile, halo), _window(x, W, tile, halo)))
@@ -109,7 +113,7 @@ def _encode(P, i, X, each):
     pooled, keep = X.new_empty(1, nf, H//p, W//p), X.new_empty(1, nf, H, W) if 4*nf*H*W <= KEEP_BYTES else None
     def tile(cw):
         (cy, cx), (wy, wx) = cw
-        s = _residual(X[..., wy, wx], P.downs[i])[..., cy.start - wy.start:cy.stop - wy.start, cx.start - wx.start:cx.stop - wx.start]
+        s = _residual(X[..., wy, wx], P.downs[i])[_core(cy, cx, wy, wx)]
         pooled[..., cy.start//p:cy.stop//p, cx.start//p:cx.stop//p] = P.pool(s, p)
         if keep is not None: keep[..., cy, cx] = s
     each(tile, _tiles(H, W, max(p, TILE//p*p), math.ceil(2*P.reach[i]/p)*p))
@@ -152,7 +156,7 @@ def _decode(P, i, X, Y, each, out=None, keep=None):
         s, (skip, ph) = _residual(X[..., wy, wx], P.downs[i]) if keep is None else keep[..., wy, wx], P.ups[i]
         if ph is None: z = _residual(torch.cat((s, _upsampled(P, i, Y, wy, wx)), 1), skip)
         else: z = _residual(s, skip, _phase_add(P, i, Y, wy, wx))
-        z = z[..., cy.start - wy.start:cy.stop - wy.start, cx.start - wx.start:cx.stop - wx.start]
+        z = z[_core(cy, cx, wy, wx)]
         if i: res[..., cy, cx] = z
         else: res[cy, cx] = _class1(_conv(z, P.final))
     p = P.pools[i]
