@@ -19,16 +19,17 @@ from .model import ResUNet
 def _conv3(x, w, b, out):
     "3x3 convolution, zero padding 1, of `x` (Ci,H,W) into `out` (Co,H,W)"
     Ci, H, W = x.shape
-    z = np.zeros((Ci, H + 2, W + 2), np.float32)
+    z = np.zeros((Ci, 3, W + 2), np.float32)  # padded rows y, y+1, y+2 (x's rows y-1, y, y+1), in turn
     for ci in range(Ci):
-        for y in range(H):
-            for j in range(W): z[ci, y + 1, j + 1] = x[ci, y, j]
+        for j in range(W): z[ci, 1, j + 1] = x[ci, 0, j]
     for y in range(H):
+        for ci in range(Ci):
+            for j in range(W): z[ci, (y + 2) % 3, j + 1] = x[ci, y + 1, j] if y + 1 < H else 0
         for c in range(0, w.shape[0], 2):  # two output channels per pass over the taps
             o0, o1, b0, b1 = out[c, y], out[c + 1, y], b[c], b[c + 1]
             for j in range(W): o0[j], o1[j] = b0, b1
             for ci in range(Ci):
-                r0, r1, r2, k, l = z[ci, y], z[ci, y + 1], z[ci, y + 2], w[c, ci], w[c + 1, ci]
+                r0, r1, r2, k, l = z[ci, y % 3], z[ci, (y + 1) % 3], z[ci, (y + 2) % 3], w[c, ci], w[c + 1, ci]
                 k0, k1, k2, k3, k4, k5, k6, k7, k8 = k[0, 0], k[0, 1], k[0, 2], k[1, 0], k[1, 1], k[1, 2], k[2, 0], k[2, 1], k[2, 2]
                 l0, l1, l2, l3, l4, l5, l6, l7, l8 = l[0, 0], l[0, 1], l[0, 2], l[1, 0], l[1, 1], l[1, 2], l[2, 0], l[2, 1], l[2, 2]
                 for j in range(W):
@@ -53,11 +54,13 @@ def _spec(conv, bn=None, cols=slice(None)):
         w, b = w*s[:, None, None, None], (b - bn.running_mean.float())*s + bn.bias.detach().float()
     return w[:, cols].contiguous(), b.contiguous(), conv.padding, conv.dilation
 
-def _conv(x, c):
-    "Convolution `c` (a `_spec`) of `x`"
+def _conv(x, c, out=None):
+    "Convolution `c` (a `_spec`) of `x`, into `out` if given"
     w, b, pad, dil = c
-    if len(x) > 1 or not _few(c): return F.conv2d(x, w, b, padding=pad, dilation=dil)
-    out = x.new_empty(1, len(w), *x.shape[-2:])
+    if len(x) > 1 or not _few(c):
+        y = F.conv2d(x, w, b, padding=pad, dilation=dil)
+        return y if out is None else out.copy_(y)
+    if out is None: out = x.new_empty(1, len(w), *x.shape[-2:])
     _conv3(x[0].numpy(), w.numpy(), b.numpy(), out[0].numpy())
     return out
 
@@ -70,13 +73,13 @@ def _block(blk, cols=slice(None)):
     k = c1[0].shape[-1]
     return (torch.cat((c1[0], F.pad(ca[0], (k//2,)*4))), torch.cat((c1[1], ca[1])), *c1[2:]), c2, None
 
-def _residual(x, cs, add=None):
-    "ResidualBlock `cs` on `x`; `add(t, j)` adds an upsampled input's part"
+def _residual(x, cs, add=None, out=None):
+    "ResidualBlock `cs` on `x`, into `out` if given; `add(t, j)` adds to part `j`"
     c1, c2, ca = cs
     y = _conv(x, c1)
     if ca is None: y, a = y[:, :len(c2[0])], y[:, len(c2[0]):]  # conv1 and conv_add, computed as one
     if add: add(y, 0)
-    y = _conv(y.relu_(), c2).add_(a if ca is None else _conv(x, ca))
+    y = _conv(y.relu_(), c2, out).add_(a if ca is None else _conv(x, ca))
     if add: add(y, 1)
     return y.relu_()
 
@@ -140,17 +143,18 @@ class _Plan:
 KEEP_BYTES = 2**28  # a level's down-block output up to this size is kept for its up block, larger ones recomputed
 
 def _encode(P, i, X, each):
-    "(level `i`'s down block on `X`, pooled; its tiles' outputs, kept, or None)"
+    "(level `i`'s down block on `X`, pooled; its outputs per tile, kept, or None)"
     p, nf = P.pools[i], len(P.downs[i][1][0])  # conv2's outputs
     H, W = X.shape[-2:]
-    pooled, keep = X.new_empty(1, nf, H//p, W//p), 4*nf*H*W <= KEEP_BYTES
-    def tile(cw):
-        (cy, cx), (wy, wx) = cw
-        s = _residual(X[..., wy, wx], P.downs[i])
+    ts = _level_tiles(P, i, H, W, 4 if 4*nf*H*W <= KEEP_BYTES else 2)
+    (wy, wx), pooled = ts[0][1], X.new_empty(1, nf, H//p, W//p)
+    keep = X.new_empty(len(ts), nf, wy.stop - wy.start, wx.stop - wx.start) if 4*nf*H*W <= KEEP_BYTES else None
+    def tile(a):
+        k, ((cy, cx), (wy, wx)) = a
+        s = _residual(X[..., wy, wx], P.downs[i], out=None if keep is None else keep[k:k+1])  # kept: the whole window
         pooled[..., cy.start//p:cy.stop//p, cx.start//p:cx.stop//p] = P.pool(s[_core(cy, cx, wy, wx)], p)
-        return s if keep else None  # the whole window, what the up block's tile reads
-    kept = each(tile, _level_tiles(P, i, H, W, 4 if keep else 2))
-    return pooled, kept if keep else None
+    each(tile, list(enumerate(ts)))
+    return pooled, keep
 
 def _level_tiles(P, i, H, W, convs):
     "Level `i`'s tiles, their halo the reach of `convs` convolutions"
@@ -199,7 +203,7 @@ def _decode(P, i, X, Y, each, out=None, keep=None):
         if i: res[..., cy, cx] = z
         else: res[cy, cx] = _class1(_conv(z, P.final))
     ts = _level_tiles(P, i, H, W, 4)  # the down block's two convolutions and the up block's
-    each(tile, list(zip(ts, keep or [None]*len(ts))))
+    each(tile, list(zip(ts, [None]*len(ts) if keep is None else keep[:, None])))
     return res
 
 def _level(P, i, X, each, out=None):
