@@ -74,7 +74,7 @@ def _block(blk, cols=slice(None)):
     return (torch.cat((c1[0], F.pad(ca[0], (k//2,)*4))), torch.cat((c1[1], ca[1])), *c1[2:]), c2, None
 
 def _residual(x, cs, add=None, out=None):
-    "ResidualBlock `cs` on `x`, into `out` if given; `add(t, j)` adds to part `j`"
+    "ResidualBlock `cs` on `x` (into `out`); `add(t, j)` adds to part `j`"
     c1, c2, ca = cs
     y = _conv(x, c1)
     if ca is None: y, a = y[:, :len(c2[0])], y[:, len(c2[0]):]  # conv1 and conv_add, computed as one
@@ -143,7 +143,7 @@ class _Plan:
 KEEP_BYTES = 2**28  # a level's down-block output up to this size is kept for its up block, larger ones recomputed
 
 def _encode(P, i, X, each):
-    "(level `i`'s down block on `X`, pooled; its outputs per tile, kept, or None)"
+    "(level `i`'s down block on `X`, pooled; its tiles' outputs, kept, or None)"
     p, nf = P.pools[i], len(P.downs[i][1][0])  # conv2's outputs
     H, W = X.shape[-2:]
     ts = _level_tiles(P, i, H, W, 4 if 4*nf*H*W <= KEEP_BYTES else 2)
