@@ -112,6 +112,15 @@ def machine(threads):
         return min(ts)
     return 2*a.nbytes/timed(lambda: np.copyto(b, a)), 2*2048**3/timed(lambda: torch.mm(m, m))
 
+KERNEL = ("import time, numpy as np, temrf.stream as s; t = time.perf_counter(); x, w, b = np.zeros((2, 4, 4), np.float32), "
+          "np.zeros((2, 2, 3, 3), np.float32), np.zeros(2, np.float32); s._conv3(x, w, b, np.empty_like(x)); "
+          "s._conv3(x[..., :3], w, b, np.empty((2, 4, 3), np.float32)); print(time.perf_counter() - t)")
+
+def kernel_seconds(cache=None):
+    "Seconds a fresh process takes to ready temrf's numba kernel: compiled into `cache`, or loaded from numba's cache"
+    env = dict(os.environ, **({'NUMBA_CACHE_DIR': cache} if cache else {}))
+    return float(subprocess.run([sys.executable, '-c', KERNEL], env=env, capture_output=True, text=True, check=True).stdout)
+
 def cpu_name():
     "The CPU's model name and its vector extensions"
     info = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').exists() else ''
@@ -131,6 +140,8 @@ def table(dev):
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     per = {}
     with tempfile.TemporaryDirectory() as tmp:
+        fresh, _ = kernel_seconds(tmp), kernel_seconds()  # the second fills numba's own cache for the cases
+        kernel = f"temrf's numba kernel compiles once per machine in {fresh:.1f} s and loads from numba's cache in {kernel_seconds():.2f} s"
         for name, size, frames in CASES:
             fpp, bpp = per.setdefault(name, counts(name))
             save = size == 2048 and frames == 1
@@ -149,7 +160,7 @@ def table(dev):
     print(f"\nOn the 2048 px frame, temrf against the plain forward: {agree}. Peak memory is each process's maximum resident "
           "set, imports included; plain times the forward alone, temrf and previous the whole of `segment` (preparation, "
           "X-ray removal and the graphite check included), each the first call in its process; again is temrf's second call "
-          "on the same input, as a session's next frame.")
+          f"on the same input, as a session's next frame; {kernel} (inside the temrf column).")
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
