@@ -15,7 +15,12 @@ import torch.nn.functional as F
 from .model import ResUNet
 
 # %% ../nbs/03b_stream.ipynb #b4d1f2a3
-@numba.njit(nogil=True, fastmath={'contract'}, cache=True, boundscheck=False)
+def _jit(f):
+    "`f` compiled by numba, cached on disk where numba finds a writable place"
+    try: return numba.njit(nogil=True, fastmath={'contract'}, boundscheck=False, cache=True)(f)
+    except RuntimeError: return numba.njit(nogil=True, fastmath={'contract'}, boundscheck=False)(f)  # no writable cache
+
+@_jit
 def _conv3(x, w, b, out):
     "3x3 convolution, zero padding 1, of `x` (Ci,H,W) into `out` (Co,H,W)"
     Ci, H, W = x.shape
