@@ -151,9 +151,10 @@ def _encode(P, i, X, each):
     "(level `i`'s down block on `X`, pooled; its tiles' outputs, kept, or None)"
     p, nf = P.pools[i], len(P.downs[i][1][0])  # conv2's outputs
     H, W = X.shape[-2:]
-    ts = _level_tiles(P, i, H, W, 4 if 4*nf*H*W <= KEEP_BYTES else 2)
+    kept = 4*nf*H*W <= KEEP_BYTES
+    ts = _level_tiles(P, i, H, W, 4 if kept else 2)  # kept: the up tiles' windows
     (wy, wx), pooled = ts[0][1], X.new_empty(1, nf, H//p, W//p)
-    keep = X.new_empty(len(ts), nf, wy.stop - wy.start, wx.stop - wx.start) if 4*nf*H*W <= KEEP_BYTES else None
+    keep = X.new_empty(len(ts), nf, wy.stop - wy.start, wx.stop - wx.start) if kept else None
     def tile(a):
         k, ((cy, cx), (wy, wx)) = a
         s = _residual(X[..., wy, wx], P.downs[i], out=None if keep is None else keep[k:k+1])  # kept: the whole window
